@@ -1,0 +1,1 @@
+//! lnsync-core (placeholder)

@@ -1,0 +1,1 @@
+//! ews-sim (placeholder)

@@ -1,0 +1,1 @@
+//! lnsync-tests (placeholder)
