@@ -1,0 +1,389 @@
+//! The ports: what the core needs from the outside world. Adapters implement them (LN OData,
+//! EWS, Graph, SQLite, DynamoDB, SQS, in-process queue); the sync service only sees these traits.
+//!
+//! All traits are object safe (`async_trait`), because the Exchange backend and the store are
+//! chosen at run time from configuration.
+
+use crate::error::{ItemError, LnError, MailboxError, QueueError, StoreError};
+use crate::ids::*;
+use crate::model::*;
+use crate::normalize::ContactFields;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------------
+// LN
+// ---------------------------------------------------------------------------------------------
+
+/// The calendar window of R15/R16: events whose end is at or after `start` and whose start is
+/// before `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// Fields of an activity lnsync creates in LN from an Exchange event (R22), deep-inserted with
+/// its attendees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewActivity {
+    pub activity: Activity,
+}
+
+/// A partial update of an activity; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityPatch {
+    pub subject: Option<Option<String>>,
+    pub location: Option<Option<String>>,
+    pub information: Option<Option<String>>,
+    pub all_day: Option<bool>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub reminder_set: Option<bool>,
+    pub reminder_value: Option<Option<u32>>,
+    pub reminder_unit: Option<Option<IntervalUnit>>,
+    pub show_time_as: Option<ShowTimeAs>,
+    pub status: Option<ActivityStatus>,
+    pub synchronize: Option<bool>,
+}
+
+/// A partial update of an attendee line (flags of R19, responses of R21).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttendeePatch {
+    pub attendance_status: Option<AttendanceStatus>,
+    pub sent_to_synchronizer: Option<bool>,
+    pub synchronized: Option<bool>,
+}
+
+/// One LN environment (company) behind the ION API gateway. An instance is bound to one
+/// environment: credentials and company come from that environment's configuration.
+#[async_trait]
+pub trait LnGateway: Send + Sync {
+    /// The settings singleton (R2).
+    async fn settings(&self) -> Result<Settings, LnError>;
+    /// All sync users, active or not (R4).
+    async fn sync_users(&self) -> Result<Vec<SyncUser>, LnError>;
+    async fn employees(&self) -> Result<Vec<Employee>, LnError>;
+    /// Contacts with `lastModified >= since` (all when `None`), ordered by
+    /// (`lastModified`, `contact`), following every page. `>=` rather than `>` so rows that share
+    /// the boundary timestamp are re-read (and skipped by hash) instead of lost.
+    async fn contacts_changed_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Contact>, LnError>;
+    /// Contacts by key (used by repair mode to restore LN values).
+    async fn contacts_by_key(&self, keys: &[ContactCode]) -> Result<Vec<Contact>, LnError>;
+    /// Rows of `DeletedObjects` of one entity with `deletedAt >= since` (all when `None`).
+    async fn deleted_since(
+        &self,
+        entity: DeletedEntity,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DeletedObject>, LnError>;
+    /// Appointments and calls in the window, with attendees; only those changed since
+    /// `changed_since` when given.
+    async fn activities_in_window(
+        &self,
+        window: Window,
+        changed_since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Activity>, LnError>;
+    async fn activity(&self, key: &ActivityKey) -> Result<Option<Activity>, LnError>;
+    /// Deep insert; an existing `externalReference` yields [`LnError::AlreadyExists`].
+    async fn create_activity(&self, new: &NewActivity) -> Result<Activity, LnError>;
+    /// `If-Match: version`; stale gives [`LnError::PreconditionFailed`].
+    async fn update_activity(
+        &self,
+        key: &ActivityKey,
+        version: &LnVersion,
+        patch: &ActivityPatch,
+    ) -> Result<Activity, LnError>;
+    async fn update_attendee(
+        &self,
+        activity: &ActivityKey,
+        line: u32,
+        version: Option<&LnVersion>,
+        patch: &AttendeePatch,
+    ) -> Result<Attendee, LnError>;
+    async fn delete_activity(&self, key: &ActivityKey, version: &LnVersion) -> Result<(), LnError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exchange
+// ---------------------------------------------------------------------------------------------
+
+/// An Exchange item as lnsync addresses it: its id and the version that a write must name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ItemRef {
+    pub id: ExchangeItemId,
+    pub version: ExchangeVersion,
+}
+
+/// An item that carries lnsync's stamp (R10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampedItem {
+    pub stamp: CrmStamp,
+    pub item: ItemRef,
+}
+
+/// A contact to create in the "CRM Contacts" folder, with its stamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewContact {
+    pub stamp: CrmStamp,
+    pub fields: ContactFields,
+}
+
+/// A full overwrite of a contact we own: every mapped field is set or cleared (R12, R13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactUpdate {
+    pub item: ItemRef,
+    pub stamp: CrmStamp,
+    pub fields: ContactFields,
+}
+
+/// The per-item result of a batched mailbox call, in request order.
+pub type ItemOutcome<T> = Result<T, ItemError>;
+
+/// An incremental folder cursor (EWS SyncState, Graph deltaLink); opaque to the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderCursor(pub String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderChange {
+    /// Created or updated; `stamp` is our CrmId when the item carries one.
+    Upsert { item: ItemRef, stamp: Option<CrmStamp> },
+    Deleted { id: ExchangeItemId },
+}
+
+/// One page of folder changes. Call again with `cursor` while `more` is true; persist the
+/// cursor only after the changes are applied (R35).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderChanges {
+    pub changes: Vec<FolderChange>,
+    pub cursor: FolderCursor,
+    pub more: bool,
+}
+
+/// One user's Exchange mailbox, reached through EWS or Graph. Implementations batch, honour
+/// throttling hints per mailbox (R37) and map per-item failures to [`ItemError`].
+#[async_trait]
+pub trait Mailbox: Send + Sync {
+    /// Finds the "CRM Contacts" folder under the user's contacts, creating it if missing (R9).
+    async fn ensure_contact_folder(&self, mailbox: &MailboxAddress) -> Result<FolderId, MailboxError>;
+
+    /// Items in `folder` carrying any of `stamps` (R10). Implementations may list the folder
+    /// when that is cheaper than a restriction per stamp.
+    async fn find_stamped_contacts(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderId,
+        stamps: &[CrmStamp],
+    ) -> Result<Vec<StampedItem>, MailboxError>;
+
+    /// Creates contacts, one outcome per input in order. Callers pass at most
+    /// [`Mailbox::max_batch`] items, so each call is one write request.
+    async fn create_contacts(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderId,
+        contacts: &[NewContact],
+    ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError>;
+
+    /// Overwrites contacts; a stale version gives [`ItemError::Conflict`].
+    async fn update_contacts(
+        &self,
+        mailbox: &MailboxAddress,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError>;
+
+    /// Deletes items for good. Already-gone items give [`ItemError::NotFound`].
+    async fn delete_items(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+    ) -> Result<Vec<ItemOutcome<()>>, MailboxError>;
+
+    /// Current versions of items (to retry a write after a conflict).
+    async fn current_versions(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+    ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError>;
+
+    /// One page of changes in the contact folder since `cursor` (all items when `None`).
+    /// An expired cursor gives [`MailboxError::InvalidCursor`] (R38).
+    async fn sync_contact_folder(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderId,
+        cursor: Option<&FolderCursor>,
+    ) -> Result<FolderChanges, MailboxError>;
+
+    /// The most items one write call may carry.
+    fn max_batch(&self) -> usize {
+        100
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+// ---------------------------------------------------------------------------------------------
+
+/// Where lnsync keeps links, cursors and bookkeeping (SQLite embedded, DynamoDB serverless).
+/// Every implementation passes the same contract suite (`tests/suite`).
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    async fn environment(&self, env: &EnvironmentId) -> Result<Option<EnvironmentState>, StoreError>;
+    async fn environments(&self) -> Result<Vec<EnvironmentState>, StoreError>;
+    async fn put_environment(&self, state: &EnvironmentState) -> Result<(), StoreError>;
+
+    async fn user_state(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+    ) -> Result<Option<UserState>, StoreError>;
+    async fn user_states(&self, env: &EnvironmentId) -> Result<Vec<UserState>, StoreError>;
+    async fn put_user_state(&self, state: &UserState) -> Result<(), StoreError>;
+
+    /// The links of `keys` that exist (any order). O(keys), never a scan of all links.
+    async fn links(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        keys: &[LnKey],
+    ) -> Result<Vec<Link>, StoreError>;
+    async fn link_by_exchange_id(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        id: &ExchangeItemId,
+    ) -> Result<Option<Link>, StoreError>;
+    async fn link_count(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+    ) -> Result<u64, StoreError>;
+    /// Inserts or replaces links, batched by the implementation.
+    async fn put_links(&self, links: &[Link]) -> Result<(), StoreError>;
+    async fn delete_links(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        keys: &[LnKey],
+    ) -> Result<(), StoreError>;
+
+    async fn cursor(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: CursorKind,
+    ) -> Result<Option<Cursor>, StoreError>;
+    /// Writes `cursor.value` if the stored revision still equals `cursor.revision` (0 = absent),
+    /// and returns the new revision; otherwise [`StoreError::Conflict`].
+    async fn put_cursor(&self, cursor: &Cursor) -> Result<u64, StoreError>;
+    async fn delete_cursor(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: CursorKind,
+    ) -> Result<(), StoreError>;
+
+    /// Takes the (user, kind) lease for `ttl` if it is free, expired, or already `holder`'s
+    /// (R36). Returns whether `holder` now holds it.
+    async fn acquire_lease(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+    async fn release_lease(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: &str,
+        holder: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Records that a job id was processed; false when it already was (redelivery, R34).
+    async fn mark_job_done(
+        &self,
+        job: &JobId,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// The latest run per (user, kind) of an environment.
+    async fn last_runs(&self, env: &EnvironmentId) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// Replaces the problem of (kind, ln_key) for the user, if any, with `problem`.
+    async fn put_problem(&self, problem: &ItemProblem) -> Result<(), StoreError>;
+    async fn clear_problems(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        keys: &[LnKey],
+    ) -> Result<(), StoreError>;
+    async fn problems(&self, env: &EnvironmentId, user: &UserId) -> Result<Vec<ItemProblem>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------------------------
+
+/// A queue's handle on one delivered message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Receipt(pub String);
+
+/// A job as delivered: it may be delivered more than once (R34).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub job: Job,
+    pub receipt: Receipt,
+    /// 1 on first delivery.
+    pub receive_count: u32,
+}
+
+/// A FIFO queue with one ordered group per (environment, user) (R36): while a group's message
+/// is in flight, no later message of that group is delivered. Jobs with the same id sent within
+/// the de-duplication window are delivered once. A message received more than the configured
+/// number of times moves to the dead-letter queue (R37).
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Sends jobs (the implementation batches; SQS takes 10 per call).
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError>;
+    /// Up to `max` deliveries, waiting at most `wait` for the first.
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+    /// The job is done: delete it.
+    async fn complete(&self, receipt: &Receipt) -> Result<(), QueueError>;
+    /// Make the job visible again after `delay` (a throttling hint, R37) instead of sleeping.
+    async fn retry_later(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError>;
+    /// Jobs that ended in the dead-letter queue.
+    async fn dead_letters(&self) -> Result<Vec<Job>, QueueError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time
+// ---------------------------------------------------------------------------------------------
+
+/// The only source of "now" for the service, so tests can move time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

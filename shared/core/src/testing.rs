@@ -1,0 +1,1 @@
+//! In-memory port implementations for tests (feature `testing`). Filled in below.
