@@ -25,7 +25,10 @@ pub enum ErrorClass {
 
 impl ErrorClass {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ErrorClass::Transient | ErrorClass::Throttled(_) | ErrorClass::Conflict)
+        matches!(
+            self,
+            ErrorClass::Transient | ErrorClass::Throttled(_) | ErrorClass::Conflict
+        )
     }
 }
 
@@ -50,11 +53,18 @@ pub enum LnError {
     #[error("LN {entity} {key} was changed by someone else (412 Precondition Failed)")]
     PreconditionFailed { entity: String, key: String },
     #[error("LN already has {entity} {existing_key} for this reference (409 Conflict)")]
-    AlreadyExists { entity: String, existing_key: String },
+    AlreadyExists {
+        entity: String,
+        existing_key: String,
+    },
     #[error("LN {entity} {key} does not exist")]
     NotFound { entity: String, key: String },
     #[error("LN answered {status} {code}: {message}")]
-    Server { status: u16, code: String, message: String },
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("LN sent a response lnsync cannot read: {message}")]
     Protocol {
         message: String,
@@ -71,7 +81,9 @@ impl Classify for LnError {
             LnError::Unreachable { .. } => ErrorClass::Transient,
             LnError::Unauthorized { .. } | LnError::Configuration(_) => ErrorClass::Configuration,
             LnError::Throttled { retry_after } => ErrorClass::Throttled(*retry_after),
-            LnError::PreconditionFailed { .. } | LnError::AlreadyExists { .. } => ErrorClass::Conflict,
+            LnError::PreconditionFailed { .. } | LnError::AlreadyExists { .. } => {
+                ErrorClass::Conflict
+            }
             LnError::NotFound { .. } | LnError::Protocol { .. } => ErrorClass::Permanent,
             LnError::Server { status, .. } if *status >= 500 => ErrorClass::Transient,
             LnError::Server { .. } => ErrorClass::Permanent,
@@ -89,15 +101,26 @@ pub enum MailboxError {
         source: BoxError,
     },
     #[error("mailbox {mailbox} is throttled; retry after {retry_after:?}")]
-    Throttled { mailbox: MailboxAddress, retry_after: Duration },
+    Throttled {
+        mailbox: MailboxAddress,
+        retry_after: Duration,
+    },
     #[error("mailbox {mailbox}: {code}: {message}")]
-    Configuration { mailbox: MailboxAddress, code: String, message: String },
+    Configuration {
+        mailbox: MailboxAddress,
+        code: String,
+        message: String,
+    },
     #[error("the sync cursor of mailbox {mailbox} is no longer valid")]
     InvalidCursor { mailbox: MailboxAddress },
     #[error("the folder lnsync uses in mailbox {mailbox} no longer exists")]
     FolderNotFound { mailbox: MailboxAddress },
     #[error("Exchange answered {code}: {message}")]
-    Server { code: String, message: String, transient: bool },
+    Server {
+        code: String,
+        message: String,
+        transient: bool,
+    },
     #[error("Exchange sent a response lnsync cannot read: {message}")]
     Protocol {
         message: String,
@@ -117,7 +140,9 @@ impl Classify for MailboxError {
             MailboxError::InvalidCursor { .. } | MailboxError::FolderNotFound { .. } => {
                 ErrorClass::Conflict
             }
-            MailboxError::Server { transient: true, .. } => ErrorClass::Transient,
+            MailboxError::Server {
+                transient: true, ..
+            } => ErrorClass::Transient,
             MailboxError::Server { .. } | MailboxError::Protocol { .. } => ErrorClass::Permanent,
             MailboxError::Unsupported(_) => ErrorClass::Configuration,
         }
@@ -136,7 +161,11 @@ pub enum ItemError {
     #[error("throttled; retry after {0:?}")]
     Throttled(Duration),
     #[error("{code}: {message}")]
-    Failed { code: String, message: String, transient: bool },
+    Failed {
+        code: String,
+        message: String,
+        transient: bool,
+    },
 }
 
 impl Classify for ItemError {
@@ -145,7 +174,9 @@ impl Classify for ItemError {
             ItemError::NotFound(_) | ItemError::FolderNotFound => ErrorClass::Conflict,
             ItemError::Conflict(_) => ErrorClass::Conflict,
             ItemError::Throttled(d) => ErrorClass::Throttled(*d),
-            ItemError::Failed { transient: true, .. } => ErrorClass::Transient,
+            ItemError::Failed {
+                transient: true, ..
+            } => ErrorClass::Transient,
             ItemError::Failed { .. } => ErrorClass::Permanent,
         }
     }

@@ -64,7 +64,11 @@ impl PullInterval {
     pub fn boundary_at_or_before(&self, at: DateTime<Utc>) -> DateTime<Utc> {
         let next = self.next_boundary(at);
         let prev = next - Duration::seconds(self.length().num_seconds().max(60));
-        if prev <= at { prev } else { prev - self.length() }
+        if prev <= at {
+            prev
+        } else {
+            prev - self.length()
+        }
     }
 }
 
@@ -346,6 +350,13 @@ impl From<&ActivityKey> for LnKey {
     }
 }
 
+impl Link {
+    /// Whether this is a create intent rather than a link to an existing item.
+    pub fn is_intent(&self) -> bool {
+        self.exchange_id.as_str().is_empty()
+    }
+}
+
 impl std::fmt::Display for LnKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -357,8 +368,21 @@ impl std::fmt::Display for LnKey {
 #[serde(transparent)]
 pub struct ContentHash(pub String);
 
+impl ContentHash {
+    /// "We don't know what this side holds": saved just before a write, so a run that dies
+    /// after the write but before saving the result makes the next run write again rather than
+    /// trust a stale hash.
+    pub fn unknown() -> Self {
+        Self(String::new())
+    }
+}
+
 /// The status row of one synchronized pair (vdirsyncer's "status"): what both sides looked like
 /// right after the last write or comparison, so the next run can tell who changed.
+///
+/// A link with an empty `exchange_id` is an *intent*: saved just before a create, so that a run
+/// that dies between the Exchange write and saving the real link leaves a trace, and the next
+/// run looks the stamp up instead of assuming nothing exists (exchange.md §2.8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     pub env: EnvironmentId,
@@ -368,6 +392,10 @@ pub struct Link {
     pub exchange_id: ExchangeItemId,
     pub exchange_version: ExchangeVersion,
     pub ln_version: Option<LnVersion>,
+    /// LN's `lastModified` of that version: a deletion in the audit feed older than this is
+    /// about an earlier incarnation of the key and must not remove the link.
+    #[serde(default)]
+    pub ln_modified: Option<DateTime<Utc>>,
     /// Hash of the mapped fields as last written/seen on LN's side.
     pub ln_hash: ContentHash,
     /// Hash of the mapped fields as last written/seen on Exchange's side.
@@ -587,45 +615,75 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(h: u32, m: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).single().unwrap_or_default()
+        Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0)
+            .single()
+            .unwrap_or_default()
     }
 
     #[test]
     fn hourly_interval_saved_at_15_20_runs_on_the_hour() {
-        let hourly = PullInterval { value: 1, unit: IntervalUnit::Hours };
+        let hourly = PullInterval {
+            value: 1,
+            unit: IntervalUnit::Hours,
+        };
         assert_eq!(hourly.next_boundary(at(15, 20)), at(16, 0));
         assert_eq!(hourly.next_boundary(at(16, 0)), at(17, 0));
     }
 
     #[test]
     fn quarter_hours_align_to_the_clock() {
-        let q = PullInterval { value: 15, unit: IntervalUnit::Minutes };
+        let q = PullInterval {
+            value: 15,
+            unit: IntervalUnit::Minutes,
+        };
         assert_eq!(q.next_boundary(at(9, 1)), at(9, 15));
         assert_eq!(q.next_boundary(at(9, 44)), at(9, 45));
         assert_eq!(q.boundary_at_or_before(at(9, 44)), at(9, 30));
         assert!(!q.is_short());
-        assert!(PullInterval { value: 5, unit: IntervalUnit::Minutes }.is_short());
+        assert!(
+            PullInterval {
+                value: 5,
+                unit: IntervalUnit::Minutes
+            }
+            .is_short()
+        );
     }
 
     #[test]
     fn days_from_midnight_and_weeks_from_monday() {
-        let day = PullInterval { value: 1, unit: IntervalUnit::Days };
+        let day = PullInterval {
+            value: 1,
+            unit: IntervalUnit::Days,
+        };
         assert_eq!(
             day.next_boundary(at(15, 20)),
-            Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).single().unwrap_or_default()
+            Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0)
+                .single()
+                .unwrap_or_default()
         );
         // 2026-11-25 is a Wednesday; the next week boundary is Monday 2026-11-30.
-        let week = PullInterval { value: 1, unit: IntervalUnit::Weeks };
+        let week = PullInterval {
+            value: 1,
+            unit: IntervalUnit::Weeks,
+        };
         assert_eq!(
             week.next_boundary(at(15, 20)),
-            Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).single().unwrap_or_default()
+            Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0)
+                .single()
+                .unwrap_or_default()
         );
     }
 
     #[test]
     fn watermark_min_treats_never_as_oldest() {
-        let a = LnWatermark { changes: Some(at(1, 0)), deletions: Some(at(2, 0)) };
-        let b = LnWatermark { changes: Some(at(3, 0)), deletions: None };
+        let a = LnWatermark {
+            changes: Some(at(1, 0)),
+            deletions: Some(at(2, 0)),
+        };
+        let b = LnWatermark {
+            changes: Some(at(3, 0)),
+            deletions: None,
+        };
         let m = a.min(b);
         assert_eq!(m.changes, Some(at(1, 0)));
         assert_eq!(m.deletions, None);

@@ -70,7 +70,11 @@ pub fn clean(value: &Option<String>) -> Option<String> {
 
 fn join_present(parts: &[Option<String>], sep: &str) -> Option<String> {
     let present: Vec<&str> = parts.iter().flatten().map(String::as_str).collect();
-    if present.is_empty() { None } else { Some(present.join(sep)) }
+    if present.is_empty() {
+        None
+    } else {
+        Some(present.join(sep))
+    }
 }
 
 impl ContactFields {
@@ -192,9 +196,15 @@ mod tests {
         b.last_modified = Utc::now() + chrono::Duration::hours(1);
         b.version = LnVersion::new("W/\"2\"");
         b.job_title = Some("  CTO ".into());
-        assert_eq!(ContactFields::from_ln(&a).hash(), ContactFields::from_ln(&b).hash());
+        assert_eq!(
+            ContactFields::from_ln(&a).hash(),
+            ContactFields::from_ln(&b).hash()
+        );
         b.job_title = Some("CEO".into());
-        assert_ne!(ContactFields::from_ln(&a).hash(), ContactFields::from_ln(&b).hash());
+        assert_ne!(
+            ContactFields::from_ln(&a).hash(),
+            ContactFields::from_ln(&b).hash()
+        );
     }
 
     #[test]

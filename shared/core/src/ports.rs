@@ -150,8 +150,13 @@ pub struct FolderCursor(pub String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FolderChange {
     /// Created or updated; `stamp` is our CrmId when the item carries one.
-    Upsert { item: ItemRef, stamp: Option<CrmStamp> },
-    Deleted { id: ExchangeItemId },
+    Upsert {
+        item: ItemRef,
+        stamp: Option<CrmStamp>,
+    },
+    Deleted {
+        id: ExchangeItemId,
+    },
 }
 
 /// One page of folder changes. Call again with `cursor` while `more` is true; persist the
@@ -168,7 +173,10 @@ pub struct FolderChanges {
 #[async_trait]
 pub trait Mailbox: Send + Sync {
     /// Finds the "CRM Contacts" folder under the user's contacts, creating it if missing (R9).
-    async fn ensure_contact_folder(&self, mailbox: &MailboxAddress) -> Result<FolderId, MailboxError>;
+    async fn ensure_contact_folder(
+        &self,
+        mailbox: &MailboxAddress,
+    ) -> Result<FolderId, MailboxError>;
 
     /// Items in `folder` carrying any of `stamps` (R10). Implementations may list the folder
     /// when that is cheaper than a restriction per stamp.
@@ -232,7 +240,10 @@ pub trait Mailbox: Send + Sync {
 /// Every implementation passes the same contract suite (`tests/suite`).
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    async fn environment(&self, env: &EnvironmentId) -> Result<Option<EnvironmentState>, StoreError>;
+    async fn environment(
+        &self,
+        env: &EnvironmentId,
+    ) -> Result<Option<EnvironmentState>, StoreError>;
     async fn environments(&self) -> Result<Vec<EnvironmentState>, StoreError>;
     async fn put_environment(&self, state: &EnvironmentState) -> Result<(), StoreError>;
 
@@ -331,7 +342,11 @@ pub trait StateStore: Send + Sync {
         kind: LinkKind,
         keys: &[LnKey],
     ) -> Result<(), StoreError>;
-    async fn problems(&self, env: &EnvironmentId, user: &UserId) -> Result<Vec<ItemProblem>, StoreError>;
+    async fn problems(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+    ) -> Result<Vec<ItemProblem>, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,1 +1,836 @@
-//! In-memory port implementations for tests (feature `testing`). Filled in below.
+//! In-memory port implementations (feature `testing`), small models of LN, Exchange and the
+//! store with the behaviour the service relies on: versions that move on every write, stale
+//! versions rejected, stamps, and injectable crashes. Used by the property tests here and by
+//! other crates' unit tests.
+
+use crate::error::{ItemError, LnError, MailboxError, StoreError};
+use crate::ids::*;
+use crate::model::*;
+use crate::normalize::ContactFields;
+use crate::ports::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking test thread poisons the lock; the data is still fine for assertions.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A clock that only moves when told to.
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(AtomicI64::new(at.timestamp_millis()))
+    }
+    pub fn advance(&self, by: ChronoDuration) {
+        self.0.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.0.load(Ordering::SeqCst)).unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// LN with contacts and a deletion audit. Every write moves `lastModified` by one second and the
+/// etag, like the real service.
+#[derive(Debug, Default)]
+pub struct MemoryLn {
+    inner: Mutex<LnData>,
+    /// Count of `contacts_changed_since` + `deleted_since` calls.
+    pub feed_reads: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct LnData {
+    contacts: BTreeMap<ContactCode, Contact>,
+    deleted: Vec<DeletedObject>,
+    tick: i64,
+    users: Vec<SyncUser>,
+}
+
+impl MemoryLn {
+    fn stamp(data: &mut LnData) -> DateTime<Utc> {
+        data.tick += 1;
+        DateTime::from_timestamp(1_800_000_000 + data.tick, 0).unwrap_or_default()
+    }
+
+    pub fn set_users(&self, users: Vec<SyncUser>) {
+        lock(&self.inner).users = users;
+    }
+
+    /// Inserts or replaces a contact; `lastModified` and version are assigned here.
+    pub fn upsert(&self, mut contact: Contact) {
+        let mut data = lock(&self.inner);
+        let at = Self::stamp(&mut data);
+        contact.last_modified = at;
+        contact.version = LnVersion::new(format!("W/\"{}\"", data.tick));
+        data.contacts.insert(contact.contact.clone(), contact);
+    }
+
+    pub fn delete(&self, code: &ContactCode) {
+        let mut data = lock(&self.inner);
+        if data.contacts.remove(code).is_some() {
+            let at = Self::stamp(&mut data);
+            data.deleted.push(DeletedObject {
+                entity: DeletedEntity::Contact,
+                key: code.to_string(),
+                deleted_at: at,
+            });
+        }
+    }
+
+    pub fn contact(&self, code: &ContactCode) -> Option<Contact> {
+        lock(&self.inner).contacts.get(code).cloned()
+    }
+
+    pub fn contacts(&self) -> Vec<Contact> {
+        lock(&self.inner).contacts.values().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl LnGateway for MemoryLn {
+    async fn settings(&self) -> Result<Settings, LnError> {
+        Ok(Settings {
+            exchange_backend: ExchangeBackend::Ews,
+            exchange_url: None,
+            azure_tenant: None,
+            client_id: None,
+            contact_pull_interval: PullInterval {
+                value: 15,
+                unit: IntervalUnit::Minutes,
+            },
+            calendar_pull_interval: PullInterval {
+                value: 15,
+                unit: IntervalUnit::Minutes,
+            },
+            push_enabled: false,
+            synchronize_contacts: true,
+            synchronize_activities: false,
+        })
+    }
+    async fn sync_users(&self) -> Result<Vec<SyncUser>, LnError> {
+        Ok(lock(&self.inner).users.clone())
+    }
+    async fn employees(&self) -> Result<Vec<Employee>, LnError> {
+        Ok(Vec::new())
+    }
+    async fn contacts_changed_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Contact>, LnError> {
+        self.feed_reads.fetch_add(1, Ordering::SeqCst);
+        let data = lock(&self.inner);
+        let mut out: Vec<Contact> = data
+            .contacts
+            .values()
+            .filter(|c| since.is_none_or(|s| c.last_modified >= s))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.last_modified, &a.contact).cmp(&(b.last_modified, &b.contact)));
+        Ok(out)
+    }
+    async fn contacts_by_key(&self, keys: &[ContactCode]) -> Result<Vec<Contact>, LnError> {
+        let data = lock(&self.inner);
+        Ok(keys
+            .iter()
+            .filter_map(|k| data.contacts.get(k).cloned())
+            .collect())
+    }
+    async fn deleted_since(
+        &self,
+        entity: DeletedEntity,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DeletedObject>, LnError> {
+        self.feed_reads.fetch_add(1, Ordering::SeqCst);
+        let data = lock(&self.inner);
+        Ok(data
+            .deleted
+            .iter()
+            .filter(|d| d.entity == entity && since.is_none_or(|s| d.deleted_at >= s))
+            .cloned()
+            .collect())
+    }
+    async fn activities_in_window(
+        &self,
+        _: Window,
+        _: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Activity>, LnError> {
+        Ok(Vec::new())
+    }
+    async fn activity(&self, _: &ActivityKey) -> Result<Option<Activity>, LnError> {
+        Ok(None)
+    }
+    async fn create_activity(&self, _: &NewActivity) -> Result<Activity, LnError> {
+        Err(LnError::Configuration(
+            "activities are not modelled by MemoryLn".into(),
+        ))
+    }
+    async fn update_activity(
+        &self,
+        _: &ActivityKey,
+        _: &LnVersion,
+        _: &ActivityPatch,
+    ) -> Result<Activity, LnError> {
+        Err(LnError::Configuration(
+            "activities are not modelled by MemoryLn".into(),
+        ))
+    }
+    async fn update_attendee(
+        &self,
+        _: &ActivityKey,
+        _: u32,
+        _: Option<&LnVersion>,
+        _: &AttendeePatch,
+    ) -> Result<Attendee, LnError> {
+        Err(LnError::Configuration(
+            "activities are not modelled by MemoryLn".into(),
+        ))
+    }
+    async fn delete_activity(&self, _: &ActivityKey, _: &LnVersion) -> Result<(), LnError> {
+        Err(LnError::Configuration(
+            "activities are not modelled by MemoryLn".into(),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A contact as the in-memory Exchange holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryContact {
+    pub id: ExchangeItemId,
+    pub version: ExchangeVersion,
+    pub folder: FolderId,
+    pub stamp: Option<CrmStamp>,
+    pub fields: ContactFields,
+    /// Creation order, so "the oldest" of duplicates is well defined.
+    pub seq: u64,
+}
+
+/// Exchange mailboxes with contact folders, change keys, stamps, a change journal and a call
+/// log. Stale change keys are rejected like EWS does.
+#[derive(Debug, Default)]
+pub struct MemoryMailbox {
+    inner: Mutex<MailboxData>,
+}
+
+#[derive(Debug, Default)]
+struct MailboxData {
+    seq: u64,
+    folders: HashMap<(MailboxAddress, String), FolderId>,
+    items: BTreeMap<(MailboxAddress, ExchangeItemId), MemoryContact>,
+    journal: Vec<(MailboxAddress, u64, ExchangeItemId)>,
+    calls: Vec<(MailboxAddress, &'static str)>,
+    /// Fail the next call of this mailbox with an unreachable error.
+    down: Vec<MailboxAddress>,
+}
+
+impl MailboxData {
+    fn next(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+    fn touch(&mut self, mailbox: &MailboxAddress, id: &ExchangeItemId) -> ExchangeVersion {
+        let seq = self.next();
+        self.journal.push((mailbox.clone(), seq, id.clone()));
+        ExchangeVersion::new(format!("ck{seq}"))
+    }
+    fn call(&mut self, mailbox: &MailboxAddress, op: &'static str) -> Result<(), MailboxError> {
+        self.calls.push((mailbox.clone(), op));
+        if let Some(pos) = self.down.iter().position(|m| m == mailbox) {
+            self.down.remove(pos);
+            return Err(MailboxError::Unreachable {
+                url: "memory://exchange".into(),
+                source: "injected".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl MemoryMailbox {
+    pub fn contacts(&self, mailbox: &MailboxAddress) -> Vec<MemoryContact> {
+        let data = lock(&self.inner);
+        let mut v: Vec<MemoryContact> = data
+            .items
+            .iter()
+            .filter(|((m, _), _)| m == mailbox)
+            .map(|(_, c)| c.clone())
+            .collect();
+        v.sort_by_key(|c| c.seq);
+        v
+    }
+
+    pub fn calls(&self, mailbox: &MailboxAddress) -> Vec<&'static str> {
+        lock(&self.inner)
+            .calls
+            .iter()
+            .filter(|(m, _)| m == mailbox)
+            .map(|(_, op)| *op)
+            .collect()
+    }
+
+    pub fn total_calls(&self) -> usize {
+        lock(&self.inner).calls.len()
+    }
+
+    /// The user edits a contact in Outlook: content and change key move.
+    pub fn user_edit(
+        &self,
+        mailbox: &MailboxAddress,
+        id: &ExchangeItemId,
+        edit: impl FnOnce(&mut ContactFields),
+    ) {
+        let mut data = lock(&self.inner);
+        let key = (mailbox.clone(), id.clone());
+        if data.items.contains_key(&key) {
+            let version = data.touch(mailbox, id);
+            if let Some(item) = data.items.get_mut(&key) {
+                edit(&mut item.fields);
+                item.version = version;
+            }
+        }
+    }
+
+    /// The user deletes a contact in Outlook.
+    pub fn user_delete(&self, mailbox: &MailboxAddress, id: &ExchangeItemId) {
+        let mut data = lock(&self.inner);
+        if data.items.remove(&(mailbox.clone(), id.clone())).is_some() {
+            let seq = data.next();
+            data.journal.push((mailbox.clone(), seq, id.clone()));
+        }
+    }
+
+    /// The user creates a contact by hand in a folder (no stamp).
+    pub fn user_create(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderId,
+        fields: ContactFields,
+    ) -> ExchangeItemId {
+        let mut data = lock(&self.inner);
+        let seq = data.next();
+        let id = ExchangeItemId::new(format!("item-{seq}"));
+        let version = data.touch(mailbox, &id);
+        data.items.insert(
+            (mailbox.clone(), id.clone()),
+            MemoryContact {
+                id: id.clone(),
+                version,
+                folder: folder.clone(),
+                stamp: None,
+                fields,
+                seq,
+            },
+        );
+        id
+    }
+
+    /// The next call for `mailbox` fails as if Exchange were unreachable.
+    pub fn fail_next_call(&self, mailbox: &MailboxAddress) {
+        lock(&self.inner).down.push(mailbox.clone());
+    }
+}
+
+#[async_trait]
+impl Mailbox for MemoryMailbox {
+    async fn ensure_contact_folder(
+        &self,
+        mailbox: &MailboxAddress,
+    ) -> Result<FolderId, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "ensure_folder")?;
+        let key = (mailbox.clone(), "CRM Contacts".to_owned());
+        if let Some(f) = data.folders.get(&key) {
+            return Ok(f.clone());
+        }
+        let seq = data.next();
+        let folder = FolderId::new(format!("folder-{seq}"));
+        data.folders.insert(key, folder.clone());
+        Ok(folder)
+    }
+
+    async fn find_stamped_contacts(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderId,
+        stamps: &[CrmStamp],
+    ) -> Result<Vec<StampedItem>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "find")?;
+        let mut found: Vec<&MemoryContact> = data
+            .items
+            .iter()
+            .filter(|((m, _), c)| m == mailbox && &c.folder == folder)
+            .map(|(_, c)| c)
+            .filter(|c| c.stamp.as_ref().is_some_and(|s| stamps.contains(s)))
+            .collect();
+        found.sort_by_key(|c| c.seq);
+        Ok(found
+            .into_iter()
+            .filter_map(|c| {
+                c.stamp.clone().map(|stamp| StampedItem {
+                    stamp,
+                    item: ItemRef {
+                        id: c.id.clone(),
+                        version: c.version.clone(),
+                    },
+                })
+            })
+            .collect())
+    }
+
+    async fn create_contacts(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderId,
+        contacts: &[NewContact],
+    ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "create")?;
+        let mut out = Vec::new();
+        for c in contacts {
+            let seq = data.next();
+            let id = ExchangeItemId::new(format!("item-{seq}"));
+            let version = data.touch(mailbox, &id);
+            data.items.insert(
+                (mailbox.clone(), id.clone()),
+                MemoryContact {
+                    id: id.clone(),
+                    version: version.clone(),
+                    folder: folder.clone(),
+                    stamp: Some(c.stamp.clone()),
+                    fields: c.fields.clone(),
+                    seq,
+                },
+            );
+            out.push(Ok(ItemRef { id, version }));
+        }
+        Ok(out)
+    }
+
+    async fn update_contacts(
+        &self,
+        mailbox: &MailboxAddress,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "update")?;
+        let mut out = Vec::new();
+        for u in updates {
+            let key = (mailbox.clone(), u.item.id.clone());
+            let current = data.items.get(&key).map(|c| c.version.clone());
+            match current {
+                None => out.push(Err(ItemError::NotFound(u.item.id.clone()))),
+                Some(v) if v != u.item.version => {
+                    out.push(Err(ItemError::Conflict(u.item.id.clone())))
+                }
+                Some(_) => {
+                    let version = data.touch(mailbox, &u.item.id);
+                    if let Some(item) = data.items.get_mut(&key) {
+                        item.fields = u.fields.clone();
+                        item.version = version.clone();
+                    }
+                    out.push(Ok(ItemRef {
+                        id: u.item.id.clone(),
+                        version,
+                    }));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_items(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+    ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "delete")?;
+        let mut out = Vec::new();
+        for id in ids {
+            if data.items.remove(&(mailbox.clone(), id.clone())).is_some() {
+                let seq = data.next();
+                data.journal.push((mailbox.clone(), seq, id.clone()));
+                out.push(Ok(()));
+            } else {
+                out.push(Err(ItemError::NotFound(id.clone())));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn current_versions(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+    ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "get")?;
+        Ok(ids
+            .iter()
+            .map(|id| match data.items.get(&(mailbox.clone(), id.clone())) {
+                Some(c) => Ok(ItemRef {
+                    id: id.clone(),
+                    version: c.version.clone(),
+                }),
+                None => Err(ItemError::NotFound(id.clone())),
+            })
+            .collect())
+    }
+
+    async fn sync_contact_folder(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderId,
+        cursor: Option<&FolderCursor>,
+    ) -> Result<FolderChanges, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "sync")?;
+        let since: u64 = match cursor {
+            None => 0,
+            Some(c) => c.0.parse().map_err(|_| MailboxError::InvalidCursor {
+                mailbox: mailbox.clone(),
+            })?,
+        };
+        let head = data.seq;
+        let mut changed: Vec<ExchangeItemId> = data
+            .journal
+            .iter()
+            .filter(|(m, s, _)| m == mailbox && *s > since)
+            .map(|(_, _, id)| id.clone())
+            .collect();
+        changed.sort();
+        changed.dedup();
+        let changes = changed
+            .into_iter()
+            .filter_map(|id| match data.items.get(&(mailbox.clone(), id.clone())) {
+                Some(c) if &c.folder == folder => Some(FolderChange::Upsert {
+                    item: ItemRef {
+                        id: c.id.clone(),
+                        version: c.version.clone(),
+                    },
+                    stamp: c.stamp.clone(),
+                }),
+                Some(_) => None,
+                None => Some(FolderChange::Deleted { id }),
+            })
+            .collect();
+        Ok(FolderChanges {
+            changes,
+            cursor: FolderCursor(head.to_string()),
+            more: false,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A `StateStore` in memory. `crash_after_link_writes` makes the n-th next `put_links` fail, the
+/// way a process dies between an Exchange write and saving its link.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<StoreData>,
+    pub fail_put_links_in: Mutex<Option<u32>>,
+}
+
+#[derive(Debug, Default)]
+struct StoreData {
+    envs: BTreeMap<EnvironmentId, EnvironmentState>,
+    users: BTreeMap<(EnvironmentId, UserId), UserState>,
+    links: BTreeMap<(EnvironmentId, UserId, LinkKind, LnKey), Link>,
+    cursors: HashMap<(EnvironmentId, UserId, CursorKind), Cursor>,
+    leases: HashMap<(EnvironmentId, UserId, String), (String, DateTime<Utc>)>,
+    jobs: HashMap<JobId, DateTime<Utc>>,
+    runs: BTreeMap<(EnvironmentId, UserId, LinkKind), RunRecord>,
+    problems: BTreeMap<(EnvironmentId, UserId, LinkKind, LnKey), ItemProblem>,
+}
+
+impl MemoryStore {
+    /// Makes the `n`-th `put_links` from now (1 = the next) fail.
+    pub fn crash_on_put_links(&self, n: u32) {
+        *lock(&self.fail_put_links_in) = Some(n);
+    }
+
+    pub fn all_links(&self, env: &EnvironmentId, user: &UserId) -> Vec<Link> {
+        lock(&self.inner)
+            .links
+            .iter()
+            .filter(|((e, u, _, _), _)| e == env && u == user)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    async fn environment(
+        &self,
+        env: &EnvironmentId,
+    ) -> Result<Option<EnvironmentState>, StoreError> {
+        Ok(lock(&self.inner).envs.get(env).cloned())
+    }
+    async fn environments(&self) -> Result<Vec<EnvironmentState>, StoreError> {
+        Ok(lock(&self.inner).envs.values().cloned().collect())
+    }
+    async fn put_environment(&self, state: &EnvironmentState) -> Result<(), StoreError> {
+        lock(&self.inner)
+            .envs
+            .insert(state.env.clone(), state.clone());
+        Ok(())
+    }
+    async fn user_state(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+    ) -> Result<Option<UserState>, StoreError> {
+        Ok(lock(&self.inner)
+            .users
+            .get(&(env.clone(), user.clone()))
+            .cloned())
+    }
+    async fn user_states(&self, env: &EnvironmentId) -> Result<Vec<UserState>, StoreError> {
+        Ok(lock(&self.inner)
+            .users
+            .values()
+            .filter(|s| &s.env == env)
+            .cloned()
+            .collect())
+    }
+    async fn put_user_state(&self, state: &UserState) -> Result<(), StoreError> {
+        lock(&self.inner)
+            .users
+            .insert((state.env.clone(), state.user.clone()), state.clone());
+        Ok(())
+    }
+    async fn links(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        keys: &[LnKey],
+    ) -> Result<Vec<Link>, StoreError> {
+        let data = lock(&self.inner);
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                data.links
+                    .get(&(env.clone(), user.clone(), kind, k.clone()))
+                    .cloned()
+            })
+            .collect())
+    }
+    async fn link_by_exchange_id(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        id: &ExchangeItemId,
+    ) -> Result<Option<Link>, StoreError> {
+        Ok(lock(&self.inner)
+            .links
+            .values()
+            .find(|l| &l.env == env && &l.user == user && l.kind == kind && &l.exchange_id == id)
+            .cloned())
+    }
+    async fn link_count(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+    ) -> Result<u64, StoreError> {
+        let n = lock(&self.inner)
+            .links
+            .keys()
+            .filter(|(e, u, k, _)| e == env && u == user && *k == kind)
+            .count();
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+    async fn put_links(&self, links: &[Link]) -> Result<(), StoreError> {
+        {
+            let mut fail = lock(&self.fail_put_links_in);
+            if let Some(n) = *fail {
+                if n <= 1 {
+                    *fail = None;
+                    return Err(StoreError::Unavailable {
+                        source: "injected crash before the link was saved".into(),
+                    });
+                }
+                *fail = Some(n - 1);
+            }
+        }
+        let mut data = lock(&self.inner);
+        for l in links {
+            data.links.insert(
+                (l.env.clone(), l.user.clone(), l.kind, l.ln_key.clone()),
+                l.clone(),
+            );
+        }
+        Ok(())
+    }
+    async fn delete_links(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        keys: &[LnKey],
+    ) -> Result<(), StoreError> {
+        let mut data = lock(&self.inner);
+        for k in keys {
+            data.links
+                .remove(&(env.clone(), user.clone(), kind, k.clone()));
+        }
+        Ok(())
+    }
+    async fn cursor(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: CursorKind,
+    ) -> Result<Option<Cursor>, StoreError> {
+        Ok(lock(&self.inner)
+            .cursors
+            .get(&(env.clone(), user.clone(), kind))
+            .cloned())
+    }
+    async fn put_cursor(&self, cursor: &Cursor) -> Result<u64, StoreError> {
+        let mut data = lock(&self.inner);
+        let key = (cursor.env.clone(), cursor.user.clone(), cursor.kind);
+        let stored = data.cursors.get(&key).map_or(0, |c| c.revision);
+        if stored != cursor.revision {
+            return Err(StoreError::Conflict {
+                what: format!("cursor {} of {}", cursor.kind.as_str(), cursor.user),
+            });
+        }
+        let mut next = cursor.clone();
+        next.revision = stored + 1;
+        data.cursors.insert(key, next);
+        Ok(stored + 1)
+    }
+    async fn delete_cursor(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: CursorKind,
+    ) -> Result<(), StoreError> {
+        lock(&self.inner)
+            .cursors
+            .remove(&(env.clone(), user.clone(), kind));
+        Ok(())
+    }
+    async fn acquire_lease(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut data = lock(&self.inner);
+        let key = (env.clone(), user.clone(), kind.to_owned());
+        let free = data
+            .leases
+            .get(&key)
+            .is_none_or(|(h, until)| h == holder || *until <= now);
+        if free {
+            let until = now + ChronoDuration::from_std(ttl).unwrap_or_default();
+            data.leases.insert(key, (holder.to_owned(), until));
+        }
+        Ok(free)
+    }
+    async fn release_lease(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: &str,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let mut data = lock(&self.inner);
+        let key = (env.clone(), user.clone(), kind.to_owned());
+        if data.leases.get(&key).is_some_and(|(h, _)| h == holder) {
+            data.leases.remove(&key);
+        }
+        Ok(())
+    }
+    async fn mark_job_done(
+        &self,
+        job: &JobId,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut data = lock(&self.inner);
+        if data.jobs.get(job).is_some_and(|until| *until > now) {
+            return Ok(false);
+        }
+        data.jobs.insert(
+            job.clone(),
+            now + ChronoDuration::from_std(ttl).unwrap_or_default(),
+        );
+        Ok(true)
+    }
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        lock(&self.inner)
+            .runs
+            .insert((run.env.clone(), run.user.clone(), run.kind), run.clone());
+        Ok(())
+    }
+    async fn last_runs(&self, env: &EnvironmentId) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(lock(&self.inner)
+            .runs
+            .values()
+            .filter(|r| &r.env == env)
+            .cloned()
+            .collect())
+    }
+    async fn put_problem(&self, problem: &ItemProblem) -> Result<(), StoreError> {
+        lock(&self.inner).problems.insert(
+            (
+                problem.env.clone(),
+                problem.user.clone(),
+                problem.kind,
+                problem.ln_key.clone(),
+            ),
+            problem.clone(),
+        );
+        Ok(())
+    }
+    async fn clear_problems(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        keys: &[LnKey],
+    ) -> Result<(), StoreError> {
+        let mut data = lock(&self.inner);
+        for k in keys {
+            data.problems
+                .remove(&(env.clone(), user.clone(), kind, k.clone()));
+        }
+        Ok(())
+    }
+    async fn problems(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+    ) -> Result<Vec<ItemProblem>, StoreError> {
+        Ok(lock(&self.inner)
+            .problems
+            .values()
+            .filter(|p| &p.env == env && &p.user == user)
+            .cloned()
+            .collect())
+    }
+}

@@ -4,6 +4,7 @@
 //! | LN row in feed        | link | LN version moved | mapped hash differs | action                 |
 //! |-----------------------|------|------------------|---------------------|------------------------|
 //! | qualifies             | no   | –                | –                   | create (adopt by stamp) |
+//! | qualifies             | yes, write cut short | – | –                           | update                 |
 //! | qualifies             | yes  | no               | –                   | skip                   |
 //! | qualifies             | yes  | yes              | no                  | relink (no write)      |
 //! | qualifies             | yes  | yes              | yes                 | update (overwrite)     |
@@ -17,6 +18,7 @@
 use crate::ids::{ContactCode, EnvironmentId, LnVersion};
 use crate::model::{Contact, ContentHash, DeletedObject, Link, LnKey};
 use crate::normalize::ContactFields;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 
 /// R30: a run that would delete more than `max_items` **and** more than `max_fraction` of the
@@ -29,7 +31,10 @@ pub struct DeletionGate {
 
 impl Default for DeletionGate {
     fn default() -> Self {
-        Self { max_items: 20, max_fraction: 0.2 }
+        Self {
+            max_items: 20,
+            max_fraction: 0.2,
+        }
     }
 }
 
@@ -37,7 +42,11 @@ impl DeletionGate {
     pub fn trips(&self, deletions: usize, linked_total: u64) -> bool {
         // Precision loss is irrelevant at these magnitudes.
         #[allow(clippy::cast_precision_loss)]
-        let fraction = if linked_total == 0 { 1.0 } else { deletions as f64 / linked_total as f64 };
+        let fraction = if linked_total == 0 {
+            1.0
+        } else {
+            deletions as f64 / linked_total as f64
+        };
         deletions > self.max_items && fraction > self.max_fraction
     }
 }
@@ -64,6 +73,7 @@ pub struct PlannedContact {
     pub fields: ContactFields,
     pub hash: ContentHash,
     pub ln_version: LnVersion,
+    pub ln_modified: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -76,6 +86,9 @@ pub struct ContactPlan {
     pub held_deletes: Vec<Link>,
     /// LN version moved but mapped content is the same: only the link's version is refreshed.
     pub relinks: Vec<Link>,
+    /// Create intents of keys that no longer qualify: a crashed run may have created the item,
+    /// so it is looked up by stamp and removed if found.
+    pub orphan_checks: Vec<Link>,
     pub skipped: u32,
 }
 
@@ -85,6 +98,7 @@ impl ContactPlan {
             && self.updates.is_empty()
             && self.deletes.is_empty()
             && self.relinks.is_empty()
+            && self.orphan_checks.is_empty()
     }
 
     pub fn writes(&self) -> usize {
@@ -99,7 +113,9 @@ pub fn plan_contacts(input: &ContactPlanInput<'_>) -> ContactPlan {
     // The feed may list a contact twice (pages shifting under concurrent edits): keep the newest.
     let mut latest: BTreeMap<&ContactCode, &Contact> = BTreeMap::new();
     for c in input.changes {
-        let keep = latest.get(&c.contact).is_none_or(|prev| prev.last_modified <= c.last_modified);
+        let keep = latest
+            .get(&c.contact)
+            .is_none_or(|prev| prev.last_modified <= c.last_modified);
         if keep {
             latest.insert(&c.contact, c);
         }
@@ -111,6 +127,7 @@ pub fn plan_contacts(input: &ContactPlanInput<'_>) -> ContactPlan {
         let link = input.links.get(&key);
         if !contact.qualifies() {
             match link {
+                Some(link) if link.is_intent() => plan.orphan_checks.push(link.clone()),
                 Some(link) => deletes.push(link.clone()),
                 None => plan.skipped += 1,
             }
@@ -123,13 +140,21 @@ pub fn plan_contacts(input: &ContactPlanInput<'_>) -> ContactPlan {
             fields,
             hash: hash.clone(),
             ln_version: contact.version.clone(),
+            ln_modified: contact.last_modified,
         };
         match link {
+            // An unfinished create is finished (adopting what the crashed run wrote, if anything).
             None => plan.creates.push(planned),
+            Some(link) if link.is_intent() => plan.creates.push(planned),
+            // Exchange holds what we last wrote, unless a write was cut short (hash unknown).
+            Some(link) if link.exchange_hash != link.ln_hash => {
+                plan.updates.push((link.clone(), planned))
+            }
             Some(link) if link.ln_version.as_ref() == Some(&contact.version) => plan.skipped += 1,
             Some(link) if link.ln_hash == hash => {
                 let mut relinked = link.clone();
                 relinked.ln_version = Some(contact.version.clone());
+                relinked.ln_modified = Some(contact.last_modified);
                 plan.relinks.push(relinked);
                 plan.skipped += 1;
             }
@@ -137,17 +162,20 @@ pub fn plan_contacts(input: &ContactPlanInput<'_>) -> ContactPlan {
         }
     }
 
-    // A key that is in the change feed exists in LN now, whatever the audit trail says.
-    let mut deleted_keys: Vec<&str> = input
-        .deletions
-        .iter()
-        .map(|d| d.key.as_str())
-        .filter(|k| !latest.contains_key(&ContactCode::new(*k)))
-        .collect();
-    deleted_keys.sort_unstable();
-    deleted_keys.dedup();
-    for key in deleted_keys {
+    // A key that is in the change feed exists in LN now, whatever the audit trail says. A
+    // deletion older than the version a link reflects is about an earlier incarnation of the
+    // key (deleted, then created again): boundary re-reads bring such rows back.
+    let mut last_deleted: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    for d in input.deletions {
+        if !latest.contains_key(&ContactCode::new(d.key.as_str())) {
+            let at = last_deleted.entry(d.key.as_str()).or_insert(d.deleted_at);
+            *at = (*at).max(d.deleted_at);
+        }
+    }
+    for (key, deleted_at) in last_deleted {
         match input.links.get(&LnKey::new(key)) {
+            Some(link) if link.ln_modified.is_some_and(|m| m > deleted_at) => plan.skipped += 1,
+            Some(link) if link.is_intent() => plan.orphan_checks.push(link.clone()),
             Some(link) => deletes.push(link.clone()),
             None => plan.skipped += 1,
         }
@@ -169,7 +197,9 @@ mod tests {
     use chrono::{DateTime, TimeZone, Utc};
 
     fn t(min: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 29, 10, min, 0).single().unwrap_or_default()
+        Utc.with_ymd_and_hms(2026, 11, 29, 10, min, 0)
+            .single()
+            .unwrap_or_default()
     }
 
     fn contact(code: &str, version: u32, job: &str) -> Contact {
@@ -211,6 +241,7 @@ mod tests {
             exchange_id: ExchangeItemId::new(format!("x-{}", c.contact)),
             exchange_version: ExchangeVersion::new("ck1"),
             ln_version: Some(c.version.clone()),
+            ln_modified: Some(c.last_modified),
             ln_hash: ContactFields::from_ln(c).hash(),
             exchange_hash: ContactFields::from_ln(c).hash(),
             ical_uid: None,
@@ -221,11 +252,19 @@ mod tests {
         }
     }
 
-    fn run(changes: &[Contact], deletions: &[DeletedObject], links: &[Link], total: u64) -> ContactPlan {
+    fn run(
+        changes: &[Contact],
+        deletions: &[DeletedObject],
+        links: &[Link],
+        total: u64,
+    ) -> ContactPlan {
         let env = EnvironmentId::new("e");
         let changes: Vec<&Contact> = changes.iter().collect();
         let deletions: Vec<&DeletedObject> = deletions.iter().collect();
-        let links: HashMap<LnKey, Link> = links.iter().map(|l| (l.ln_key.clone(), l.clone())).collect();
+        let links: HashMap<LnKey, Link> = links
+            .iter()
+            .map(|l| (l.ln_key.clone(), l.clone()))
+            .collect();
         plan_contacts(&ContactPlanInput {
             env: &env,
             changes: &changes,
@@ -238,7 +277,11 @@ mod tests {
     }
 
     fn deleted(key: &str) -> DeletedObject {
-        DeletedObject { entity: DeletedEntity::Contact, key: key.into(), deleted_at: t(5) }
+        DeletedObject {
+            entity: DeletedEntity::Contact,
+            key: key.into(),
+            deleted_at: t(5),
+        }
     }
 
     #[test]
@@ -297,22 +340,55 @@ mod tests {
             &[link_for(&c1), link_for(&c2)],
             2,
         );
-        assert_eq!(plan.deletes.iter().map(|l| l.ln_key.as_str()).collect::<Vec<_>>(), ["C1"]);
+        assert_eq!(
+            plan.deletes
+                .iter()
+                .map(|l| l.ln_key.as_str())
+                .collect::<Vec<_>>(),
+            ["C1"]
+        );
         assert_eq!(plan.skipped, 2, "C2 unchanged, C9 never linked");
     }
 
     #[test]
+    fn a_deletion_older_than_the_linked_version_is_stale() {
+        let recreated = contact("C1", 9, "CTO");
+        let plan = run(&[], &[deleted("C1")], &[link_for(&recreated)], 1);
+        assert!(plan.deletes.is_empty());
+        assert_eq!(plan.skipped, 1);
+    }
+
+    #[test]
+    fn a_write_cut_short_is_redone_even_without_an_ln_change() {
+        let c = contact("C1", 1, "CTO");
+        let mut link = link_for(&c);
+        link.exchange_hash = ContentHash::unknown();
+        let plan = run(std::slice::from_ref(&c), &[], &[link], 1);
+        assert_eq!(plan.updates.len(), 1);
+    }
+
+    #[test]
     fn duplicate_rows_keep_the_newest() {
-        let plan = run(&[contact("C1", 2, "new"), contact("C1", 1, "old")], &[], &[], 0);
+        let plan = run(
+            &[contact("C1", 2, "new"), contact("C1", 1, "old")],
+            &[],
+            &[],
+            0,
+        );
         assert_eq!(plan.creates.len(), 1);
         assert_eq!(plan.creates[0].fields.job_title.as_deref(), Some("new"));
     }
 
     #[test]
     fn mass_deletion_is_held() {
-        let contacts: Vec<Contact> = (0..30).map(|i| contact(&format!("C{i:02}"), 1, "x")).collect();
+        let contacts: Vec<Contact> = (0..30)
+            .map(|i| contact(&format!("C{i:02}"), 1, "x"))
+            .collect();
         let links: Vec<Link> = contacts.iter().map(link_for).collect();
-        let dels: Vec<DeletedObject> = contacts.iter().map(|c| deleted(c.contact.as_str())).collect();
+        let dels: Vec<DeletedObject> = contacts
+            .iter()
+            .map(|c| deleted(c.contact.as_str()))
+            .collect();
         let plan = run(&[], &dels, &links, 100);
         assert!(plan.deletes.is_empty());
         assert_eq!(plan.held_deletes.len(), 30);

@@ -33,14 +33,24 @@ fn newer(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<
 
 impl ContactFeed {
     /// Two LN requests (plus pages): changed contacts and contact deletions.
-    pub async fn read(ln: &dyn LnGateway, from: LnWatermark) -> Result<Self, crate::error::LnError> {
+    pub async fn read(
+        ln: &dyn LnGateway,
+        from: LnWatermark,
+    ) -> Result<Self, crate::error::LnError> {
         let contacts = ln.contacts_changed_since(from.changes).await?;
-        let deletions = ln.deleted_since(DeletedEntity::Contact, from.deletions).await?;
+        let deletions = ln
+            .deleted_since(DeletedEntity::Contact, from.deletions)
+            .await?;
         let high_water = LnWatermark {
             changes: newer(contacts.iter().map(|c| c.last_modified).max(), from.changes),
             deletions: newer(deletions.iter().map(|d| d.deleted_at).max(), from.deletions),
         };
-        Ok(Self { read_from: from, high_water, contacts, deletions })
+        Ok(Self {
+            read_from: from,
+            high_water,
+            contacts,
+            deletions,
+        })
     }
 
     /// The part of the feed at or after a user's own watermark.
@@ -120,16 +130,30 @@ impl ContactSync<'_> {
         let started_at = self.clock.now();
         let leased = self
             .store
-            .acquire_lease(self.env, &user.user, LEASE_KIND, holder, started_at, self.options.lease_ttl)
+            .acquire_lease(
+                self.env,
+                &user.user,
+                LEASE_KIND,
+                holder,
+                started_at,
+                self.options.lease_ttl,
+            )
             .await;
         let (outcome, counts, error) = match leased {
-            Ok(false) => (RunOutcome::Busy, RunCounts::default(), Some(SyncError::Busy)),
+            Ok(false) => (
+                RunOutcome::Busy,
+                RunCounts::default(),
+                Some(SyncError::Busy),
+            ),
             Err(e) => (RunOutcome::Failed, RunCounts::default(), Some(e.into())),
             Ok(true) => {
                 let mut counts = RunCounts::default();
                 let result = self.sync_user(ln, mailbox, user, feed, &mut counts).await;
                 // A lease we fail to release expires on its own; the run's result stands.
-                let _ = self.store.release_lease(self.env, &user.user, LEASE_KIND, holder).await;
+                let _ = self
+                    .store
+                    .release_lease(self.env, &user.user, LEASE_KIND, holder)
+                    .await;
                 match result {
                     Ok(()) if counts.errors == 0 && counts.held == 0 => {
                         (RunOutcome::Succeeded, counts, None)
@@ -153,15 +177,27 @@ impl ContactSync<'_> {
             // The run is done either way; losing its record only dims the console.
             let _ = self.store.record_run(&record).await;
         }
-        UserRun { user: user.user.clone(), mailbox: user.email.clone(), outcome, counts, error }
+        UserRun {
+            user: user.user.clone(),
+            mailbox: user.email.clone(),
+            outcome,
+            counts,
+            error,
+        }
     }
 
     async fn watermark(&self, user: &UserId) -> Result<(LnWatermark, u64), SyncError> {
-        match self.store.cursor(self.env, user, CursorKind::LnContacts).await? {
+        match self
+            .store
+            .cursor(self.env, user, CursorKind::LnContacts)
+            .await?
+        {
             None => Ok((LnWatermark::default(), 0)),
             Some(c) => {
-                let w = serde_json::from_str(&c.value).map_err(|e| crate::error::StoreError::Corrupt {
-                    message: format!("contact watermark of {user}: {e}"),
+                let w = serde_json::from_str(&c.value).map_err(|e| {
+                    crate::error::StoreError::Corrupt {
+                        message: format!("contact watermark of {user}: {e}"),
+                    }
                 })?;
                 Ok((w, c.revision))
             }
@@ -200,7 +236,9 @@ impl ContactSync<'_> {
         };
         let may_delete = !deletions.is_empty() || changes.iter().any(|c| !c.qualifies());
         let linked_total = if may_delete {
-            self.store.link_count(self.env, &user.user, LinkKind::Contact).await?
+            self.store
+                .link_count(self.env, &user.user, LinkKind::Contact)
+                .await?
         } else {
             0
         };
@@ -233,7 +271,9 @@ impl ContactSync<'_> {
         let succeeded = std::mem::take(&mut exec.succeeded);
 
         if !succeeded.is_empty() {
-            self.store.clear_problems(self.env, &user.user, LinkKind::Contact, &succeeded).await?;
+            self.store
+                .clear_problems(self.env, &user.user, LinkKind::Contact, &succeeded)
+                .await?;
         }
         if applied_deletions && state.release_held_deletions {
             state.release_held_deletions = false;
@@ -253,8 +293,10 @@ impl ContactSync<'_> {
                 },
             };
             if next != watermark || revision == 0 {
-                let value = serde_json::to_string(&next).map_err(|e| crate::error::StoreError::Corrupt {
-                    message: format!("contact watermark of {}: {e}", user.user),
+                let value = serde_json::to_string(&next).map_err(|e| {
+                    crate::error::StoreError::Corrupt {
+                        message: format!("contact watermark of {}: {e}", user.user),
+                    }
                 })?;
                 self.store
                     .put_cursor(&Cursor {
@@ -297,7 +339,10 @@ impl Executor<'_, '_> {
         if let Some(folder) = &self.state.contact_folder {
             return Ok(folder.clone());
         }
-        let folder = self.mailbox.ensure_contact_folder(self.mailbox_address()).await?;
+        let folder = self
+            .mailbox
+            .ensure_contact_folder(self.mailbox_address())
+            .await?;
         self.state.contact_folder = Some(folder.clone());
         self.sync.store.put_user_state(self.state).await?;
         Ok(folder)
@@ -319,6 +364,7 @@ impl Executor<'_, '_> {
             exchange_id: item.id.clone(),
             exchange_version: item.version.clone(),
             ln_version: Some(planned.ln_version.clone()),
+            ln_modified: Some(planned.ln_modified),
             ln_hash: planned.hash.clone(),
             exchange_hash: planned.hash.clone(),
             ical_uid: None,
@@ -329,15 +375,28 @@ impl Executor<'_, '_> {
         }
     }
 
-    async fn problem(&mut self, key: LnKey, problem: ProblemKind, error: &ItemError) -> Result<(), SyncError> {
-        if matches!(error.class(), ErrorClass::Transient | ErrorClass::Throttled(_)) {
+    async fn problem(
+        &mut self,
+        key: LnKey,
+        problem: ProblemKind,
+        error: &ItemError,
+    ) -> Result<(), SyncError> {
+        if matches!(
+            error.class(),
+            ErrorClass::Transient | ErrorClass::Throttled(_)
+        ) {
             self.retry_later = true;
         }
         self.counts.errors += 1;
         self.record(key, problem, error.to_string()).await
     }
 
-    async fn record(&mut self, key: LnKey, problem: ProblemKind, detail: String) -> Result<(), SyncError> {
+    async fn record(
+        &mut self,
+        key: LnKey,
+        problem: ProblemKind,
+        detail: String,
+    ) -> Result<(), SyncError> {
         let problem = ItemProblem {
             env: self.env().clone(),
             user: self.user.user.clone(),
@@ -365,10 +424,19 @@ impl Executor<'_, '_> {
         if !plan.deletes.is_empty() {
             self.delete(plan.deletes).await?;
         }
+        if !plan.orphan_checks.is_empty() {
+            self.remove_orphans(plan.orphan_checks).await?;
+        }
         for link in plan.held_deletes {
             self.counts.held += 1;
-            let detail = "deletion held by the safety gate; release it with `lnsync release-deletions`";
-            self.record(link.ln_key.clone(), ProblemKind::HeldDeletion, detail.to_owned()).await?;
+            let detail =
+                "deletion held by the safety gate; release it with `lnsync release-deletions`";
+            self.record(
+                link.ln_key.clone(),
+                ProblemKind::HeldDeletion,
+                detail.to_owned(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -377,12 +445,21 @@ impl Executor<'_, '_> {
     /// its write) are adopted and overwritten instead of duplicated.
     async fn create(&mut self, planned: Vec<PlannedContact>) -> Result<(), SyncError> {
         let folder = self.folder().await?;
-        let stamps: Vec<CrmStamp> = planned.iter().map(|p| CrmStamp::contact(self.env(), &p.code)).collect();
-        let found = match self.mailbox.find_stamped_contacts(self.mailbox_address(), &folder, &stamps).await {
+        let stamps: Vec<CrmStamp> = planned
+            .iter()
+            .map(|p| CrmStamp::contact(self.env(), &p.code))
+            .collect();
+        let found = match self
+            .mailbox
+            .find_stamped_contacts(self.mailbox_address(), &folder, &stamps)
+            .await
+        {
             Err(MailboxError::FolderNotFound { .. }) => {
                 self.forget_folder().await?;
                 let folder = self.folder().await?;
-                self.mailbox.find_stamped_contacts(self.mailbox_address(), &folder, &stamps).await?
+                self.mailbox
+                    .find_stamped_contacts(self.mailbox_address(), &folder, &stamps)
+                    .await?
             }
             other => other?,
         };
@@ -406,7 +483,9 @@ impl Executor<'_, '_> {
         }
         if !duplicates.is_empty() {
             // Only items carrying our stamp get here (R11), so removing extras is safe.
-            self.mailbox.delete_items(self.mailbox_address(), &duplicates).await?;
+            self.mailbox
+                .delete_items(self.mailbox_address(), &duplicates)
+                .await?;
         }
         if !adopted.is_empty() {
             self.update(adopted).await?;
@@ -414,19 +493,87 @@ impl Executor<'_, '_> {
         self.create_fresh(fresh).await
     }
 
+    /// Create intents whose key no longer qualifies: remove what a crashed create left behind.
+    async fn remove_orphans(&mut self, intents: Vec<Link>) -> Result<(), SyncError> {
+        let folder = self.folder().await?;
+        let stamps: Vec<CrmStamp> = intents
+            .iter()
+            .map(|l| CrmStamp::contact(self.env(), &ContactCode::new(l.ln_key.as_str())))
+            .collect();
+        let found = self
+            .mailbox
+            .find_stamped_contacts(self.mailbox_address(), &folder, &stamps)
+            .await?;
+        if !found.is_empty() {
+            let ids: Vec<ExchangeItemId> = found.into_iter().map(|f| f.item.id).collect();
+            for outcome in self
+                .mailbox
+                .delete_items(self.mailbox_address(), &ids)
+                .await?
+            {
+                match outcome {
+                    Ok(()) | Err(ItemError::NotFound(_)) => self.counts.deleted += 1,
+                    Err(e) => {
+                        // Keep the intents so the next run tries again.
+                        self.retry_later = true;
+                        self.counts.errors += 1;
+                        let key = intents
+                            .first()
+                            .map(|l| l.ln_key.clone())
+                            .unwrap_or_else(|| LnKey::new(""));
+                        return self
+                            .record(key, ProblemKind::WriteFailed, e.to_string())
+                            .await;
+                    }
+                }
+            }
+        }
+        let keys: Vec<LnKey> = intents.into_iter().map(|l| l.ln_key).collect();
+        self.sync
+            .store
+            .delete_links(self.env(), &self.user.user, LinkKind::Contact, &keys)
+            .await?;
+        Ok(())
+    }
+
+    fn intent(&self, planned: &PlannedContact) -> Link {
+        let mut link = self.link(
+            planned,
+            &ItemRef {
+                id: ExchangeItemId::new(""),
+                version: ExchangeVersion::new(""),
+            },
+        );
+        link.updated_at = self.sync.clock.now();
+        link
+    }
+
     async fn create_fresh(&mut self, planned: Vec<PlannedContact>) -> Result<(), SyncError> {
         let batch = self.mailbox.max_batch().max(1);
         for chunk in planned.chunks(batch) {
+            // Save the intents first: if we die after Exchange wrote, the next run will know to
+            // look for the stamps (exchange.md §2.8).
+            let intents: Vec<Link> = chunk.iter().map(|p| self.intent(p)).collect();
+            self.sync.store.put_links(&intents).await?;
             let new: Vec<NewContact> = chunk
                 .iter()
-                .map(|p| NewContact { stamp: CrmStamp::contact(self.env(), &p.code), fields: p.fields.clone() })
+                .map(|p| NewContact {
+                    stamp: CrmStamp::contact(self.env(), &p.code),
+                    fields: p.fields.clone(),
+                })
                 .collect();
             let mut folder = self.folder().await?;
-            let outcomes = match self.mailbox.create_contacts(self.mailbox_address(), &folder, &new).await {
+            let outcomes = match self
+                .mailbox
+                .create_contacts(self.mailbox_address(), &folder, &new)
+                .await
+            {
                 Err(MailboxError::FolderNotFound { .. }) => {
                     self.forget_folder().await?;
                     folder = self.folder().await?;
-                    self.mailbox.create_contacts(self.mailbox_address(), &folder, &new).await?
+                    self.mailbox
+                        .create_contacts(self.mailbox_address(), &folder, &new)
+                        .await?
                 }
                 other => other?,
             };
@@ -460,22 +607,42 @@ impl Executor<'_, '_> {
             let mut conflicts = Vec::new();
             let batch = self.mailbox.max_batch().max(1);
             for chunk in pending.chunks(batch) {
+                // Mark what Exchange holds as unknown until the write's result is saved.
+                let dirty: Vec<Link> = chunk
+                    .iter()
+                    .map(|(link, _)| Link {
+                        exchange_hash: ContentHash::unknown(),
+                        ..link.clone()
+                    })
+                    .collect();
+                self.sync.store.put_links(&dirty).await?;
                 let updates: Vec<ContactUpdate> = chunk
                     .iter()
                     .map(|(link, p)| ContactUpdate {
-                        item: ItemRef { id: link.exchange_id.clone(), version: link.exchange_version.clone() },
+                        item: ItemRef {
+                            id: link.exchange_id.clone(),
+                            version: link.exchange_version.clone(),
+                        },
                         stamp: CrmStamp::contact(self.env(), &p.code),
                         fields: p.fields.clone(),
                     })
                     .collect();
-                let outcomes = self.mailbox.update_contacts(self.mailbox_address(), &updates).await?;
+                let outcomes = self
+                    .mailbox
+                    .update_contacts(self.mailbox_address(), &updates)
+                    .await?;
                 let mut links = Vec::new();
                 for ((link, p), outcome) in chunk.iter().zip(outcomes) {
                     match outcome {
                         Ok(item) => links.push(self.link(p, &item)),
                         Err(ItemError::NotFound(_)) => recreate.push(p.clone()),
-                        Err(ItemError::Conflict(_)) if attempt == 0 => conflicts.push((link.clone(), p.clone())),
-                        Err(e) => self.problem(LnKey::from(&p.code), ProblemKind::WriteFailed, &e).await?,
+                        Err(ItemError::Conflict(_)) if attempt == 0 => {
+                            conflicts.push((link.clone(), p.clone()))
+                        }
+                        Err(e) => {
+                            self.problem(LnKey::from(&p.code), ProblemKind::WriteFailed, &e)
+                                .await?
+                        }
                     }
                 }
                 if !links.is_empty() {
@@ -487,8 +654,14 @@ impl Executor<'_, '_> {
             if conflicts.is_empty() {
                 break;
             }
-            let ids: Vec<ExchangeItemId> = conflicts.iter().map(|(l, _)| l.exchange_id.clone()).collect();
-            let current = self.mailbox.current_versions(self.mailbox_address(), &ids).await?;
+            let ids: Vec<ExchangeItemId> = conflicts
+                .iter()
+                .map(|(l, _)| l.exchange_id.clone())
+                .collect();
+            let current = self
+                .mailbox
+                .current_versions(self.mailbox_address(), &ids)
+                .await?;
             pending = Vec::new();
             for ((mut link, p), outcome) in conflicts.into_iter().zip(current) {
                 match outcome {
@@ -497,7 +670,10 @@ impl Executor<'_, '_> {
                         pending.push((link, p));
                     }
                     Err(ItemError::NotFound(_)) => recreate.push(p),
-                    Err(e) => self.problem(LnKey::from(&p.code), ProblemKind::WriteFailed, &e).await?,
+                    Err(e) => {
+                        self.problem(LnKey::from(&p.code), ProblemKind::WriteFailed, &e)
+                            .await?
+                    }
                 }
             }
         }
@@ -511,17 +687,26 @@ impl Executor<'_, '_> {
         let batch = self.mailbox.max_batch().max(1);
         for chunk in links.chunks(batch) {
             let ids: Vec<ExchangeItemId> = chunk.iter().map(|l| l.exchange_id.clone()).collect();
-            let outcomes = self.mailbox.delete_items(self.mailbox_address(), &ids).await?;
+            let outcomes = self
+                .mailbox
+                .delete_items(self.mailbox_address(), &ids)
+                .await?;
             let mut gone = Vec::new();
             for (link, outcome) in chunk.iter().zip(outcomes) {
                 match outcome {
                     // Already deleted in Outlook: the goal is reached all the same.
                     Ok(()) | Err(ItemError::NotFound(_)) => gone.push(link.ln_key.clone()),
-                    Err(e) => self.problem(link.ln_key.clone(), ProblemKind::WriteFailed, &e).await?,
+                    Err(e) => {
+                        self.problem(link.ln_key.clone(), ProblemKind::WriteFailed, &e)
+                            .await?
+                    }
                 }
             }
             if !gone.is_empty() {
-                self.sync.store.delete_links(self.env(), &self.user.user, LinkKind::Contact, &gone).await?;
+                self.sync
+                    .store
+                    .delete_links(self.env(), &self.user.user, LinkKind::Contact, &gone)
+                    .await?;
             }
             self.counts.deleted += u32::try_from(gone.len()).unwrap_or(u32::MAX);
             self.succeeded.extend(gone);
@@ -537,11 +722,17 @@ impl Executor<'_, '_> {
         let store = self.sync.store;
         let env = self.env().clone();
         let user = self.user.user.clone();
-        let stored = store.cursor(&env, &user, CursorKind::ExchangeContacts).await?;
+        let stored = store
+            .cursor(&env, &user, CursorKind::ExchangeContacts)
+            .await?;
         let mut revision = stored.as_ref().map_or(0, |c| c.revision);
         let mut cursor = stored.map(|c| FolderCursor(c.value));
         loop {
-            let page = match self.mailbox.sync_contact_folder(self.mailbox_address(), &folder, cursor.as_ref()).await {
+            let page = match self
+                .mailbox
+                .sync_contact_folder(self.mailbox_address(), &folder, cursor.as_ref())
+                .await
+            {
                 // R38: an expired cursor means a full re-read; hashes and versions keep it quiet.
                 Err(MailboxError::InvalidCursor { .. }) if cursor.is_some() => {
                     cursor = None;
@@ -552,10 +743,17 @@ impl Executor<'_, '_> {
             let mut restore: Vec<(ContactCode, Option<ItemRef>)> = Vec::new();
             for change in &page.changes {
                 match change {
-                    FolderChange::Upsert { item, stamp: Some(stamp) } => {
-                        let Some(code) = stamp.contact_code(&env) else { continue };
+                    FolderChange::Upsert {
+                        item,
+                        stamp: Some(stamp),
+                    } => {
+                        let Some(code) = stamp.contact_code(&env) else {
+                            continue;
+                        };
                         let key = LnKey::from(&code);
-                        let link = store.links(&env, &user, LinkKind::Contact, std::slice::from_ref(&key)).await?;
+                        let link = store
+                            .links(&env, &user, LinkKind::Contact, std::slice::from_ref(&key))
+                            .await?;
                         if let Some(link) = link.first()
                             && link.exchange_version != item.version
                         {
@@ -564,7 +762,10 @@ impl Executor<'_, '_> {
                     }
                     FolderChange::Upsert { stamp: None, .. } => {} // not ours: never touched (R11)
                     FolderChange::Deleted { id } => {
-                        if let Some(link) = store.link_by_exchange_id(&env, &user, LinkKind::Contact, id).await? {
+                        if let Some(link) = store
+                            .link_by_exchange_id(&env, &user, LinkKind::Contact, id)
+                            .await?
+                        {
                             restore.push((ContactCode::new(link.ln_key.as_str()), None));
                         }
                     }
@@ -589,10 +790,18 @@ impl Executor<'_, '_> {
         }
     }
 
-    async fn restore(&mut self, ln: &dyn LnGateway, items: Vec<(ContactCode, Option<ItemRef>)>) -> Result<(), SyncError> {
+    async fn restore(
+        &mut self,
+        ln: &dyn LnGateway,
+        items: Vec<(ContactCode, Option<ItemRef>)>,
+    ) -> Result<(), SyncError> {
         let codes: Vec<ContactCode> = items.iter().map(|(c, _)| c.clone()).collect();
-        let current: HashMap<ContactCode, Contact> =
-            ln.contacts_by_key(&codes).await?.into_iter().map(|c| (c.contact.clone(), c)).collect();
+        let current: HashMap<ContactCode, Contact> = ln
+            .contacts_by_key(&codes)
+            .await?
+            .into_iter()
+            .map(|c| (c.contact.clone(), c))
+            .collect();
         let mut updates = Vec::new();
         let mut creates = Vec::new();
         let mut seen = HashSet::new();
@@ -600,13 +809,16 @@ impl Executor<'_, '_> {
             if !seen.insert(code.clone()) {
                 continue;
             }
-            let Some(contact) = current.get(&code).filter(|c| c.qualifies()) else { continue };
+            let Some(contact) = current.get(&code).filter(|c| c.qualifies()) else {
+                continue;
+            };
             let fields = crate::normalize::ContactFields::from_ln(contact);
             let planned = PlannedContact {
                 code: code.clone(),
                 hash: fields.hash(),
                 fields,
                 ln_version: contact.version.clone(),
+                ln_modified: contact.last_modified,
             };
             match item {
                 Some(item) => updates.push((self.link(&planned, &item), planned)),
