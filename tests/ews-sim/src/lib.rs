@@ -1,1 +1,57 @@
-//! ews-sim (placeholder)
+//! ews-sim: an Exchange Web Services simulator (SOAP 1.1 over HTTP) for lnsync's tests.
+//!
+//! A real EWS client works against it unchanged: it keeps mailboxes with folders and items,
+//! enforces ChangeKeys, answers in the response shapes of Microsoft's messages.xsd/types.xsd,
+//! can throttle and inject faults, and logs every request with its raw body.
+//!
+//! Module map:
+//! - [`sim`]: the Rust API. [`EwsSim`] runs a server on a local port; [`SimHandle`] arranges
+//!   mailboxes, acts as "the user in Outlook", injects faults and reads the request log.
+//! - [`server`]: the HTTP endpoint `POST /EWS/Exchange.asmx`: auth, impersonation,
+//!   X-AnchorMailbox, back-off enforcement, fault injection, dispatch, logging.
+//! - [`admin`]: the `/_sim/` admin HTTP API (health, reset, seed, state, faults, requests…).
+//! - [`soap`]: request envelope reading, response envelopes and SOAP faults.
+//! - [`ops`]: the operations (CreateFolder, FindFolder, GetFolder, DeleteFolder, CreateItem,
+//!   GetItem, UpdateItem, DeleteItem, FindItem, SyncFolderItems).
+//! - [`restriction`]: FindItem/FindFolder search expressions.
+//! - [`render`]: property paths, response shapes and schema-ordered XML for items and folders.
+//! - [`model`]: ids, ChangeKeys, extended-property keys, `Item`/`ItemKind` (contacts now,
+//!   calendar items next), folders.
+//! - [`store`]: mailboxes and their folders/items with a global change sequence.
+//! - [`state`]: everything behind the lock, incl. SyncStates and back-off windows.
+//! - [`faults`], [`log`], [`config`], [`seed`]: fault rules, request records, configuration,
+//!   JSON seed documents.
+//! - [`schema`]: validates request (or response) envelopes against the EWS XSDs via xmllint.
+//! - [`xml`]: a namespace-resolved DOM over quick-xml and output escaping.
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod faults;
+pub mod log;
+pub mod model;
+pub mod ops;
+pub mod render;
+pub mod restriction;
+pub mod schema;
+pub mod schema_order;
+pub mod seed;
+pub mod server;
+pub mod sim;
+pub mod soap;
+pub mod state;
+pub mod store;
+pub mod xml;
+
+pub use config::{Credential, SimConfig};
+pub use error::{SchemaError, SchemaViolation, SimError};
+pub use faults::{FaultAction, FaultRule};
+pub use log::{AuthKind, RequestRecord};
+pub use model::{
+    Body, ChangeKey, Contact, DistinguishedFolder, ExtendedPropertyKey, ExtendedValue, Folder,
+    FolderId, Item, ItemId, ItemKind, PhysicalAddress, PropertyRef, StoredItem,
+};
+pub use seed::{Seed, SeedContact, SeedReport};
+pub use server::EWS_PATH;
+pub use sim::{EwsSim, SimHandle};
+pub use store::FolderRef;

@@ -1,0 +1,227 @@
+//! The admin HTTP API under `/_sim/` (documented in docs/ews-simulator.md). It mirrors the
+//! Rust `SimHandle` for tests that drive the standalone binary.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::faults::FaultRule;
+use crate::model::ItemId;
+use crate::seed::{Seed, SeedContact, resolve_named};
+use crate::sim::SimHandle;
+
+pub fn routes() -> Router<SimHandle> {
+    Router::new()
+        .route("/_sim/health", get(health))
+        .route("/_sim/reset", post(reset))
+        .route("/_sim/seed", post(seed))
+        .route("/_sim/state", get(state))
+        .route(
+            "/_sim/faults",
+            get(list_faults).post(add_faults).delete(clear_faults),
+        )
+        .route("/_sim/requests", get(list_requests).delete(clear_requests))
+        .route("/_sim/sync-states/invalidate", post(invalidate))
+        .route("/_sim/mailboxes", post(add_mailbox))
+        .route("/_sim/mailboxes/{smtp}/contacts", post(user_create_contact))
+        .route(
+            "/_sim/mailboxes/{smtp}/items/{id}",
+            delete(user_delete_item).put(user_replace_contact),
+        )
+        .route("/_sim/throttled/{smtp}", get(throttled))
+}
+
+fn error(status: StatusCode, e: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": e.to_string() }))).into_response()
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn reset(State(h): State<SimHandle>) -> StatusCode {
+    h.reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn seed(State(h): State<SimHandle>, Json(s): Json<Seed>) -> Response {
+    match h.seed(&s) {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn state(State(h): State<SimHandle>) -> Json<serde_json::Value> {
+    Json(h.dump())
+}
+
+async fn list_faults(State(h): State<SimHandle>) -> Json<Vec<FaultRule>> {
+    Json(h.faults())
+}
+
+/// Accepts one rule or a list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(FaultRule),
+    Many(Vec<FaultRule>),
+}
+
+async fn add_faults(State(h): State<SimHandle>, Json(body): Json<OneOrMany>) -> StatusCode {
+    match body {
+        OneOrMany::One(r) => h.add_fault(r),
+        OneOrMany::Many(rs) => rs.into_iter().for_each(|r| h.add_fault(r)),
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(State(h): State<SimHandle>) -> StatusCode {
+    h.clear_faults();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct RequestsQuery {
+    #[serde(default)]
+    bodies: Option<bool>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    mailbox: Option<String>,
+}
+
+async fn list_requests(
+    State(h): State<SimHandle>,
+    Query(q): Query<RequestsQuery>,
+) -> Json<serde_json::Value> {
+    let with_bodies = q.bodies.unwrap_or(false);
+    let list: Vec<serde_json::Value> = h
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            q.operation
+                .as_deref()
+                .is_none_or(|o| r.operation.as_deref() == Some(o))
+        })
+        .filter(|r| {
+            q.mailbox.as_deref().is_none_or(|m| {
+                r.mailbox
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(m))
+            })
+        })
+        .map(|mut r| {
+            if !with_bodies {
+                r.body.clear();
+            }
+            serde_json::to_value(r).unwrap_or_default()
+        })
+        .collect();
+    Json(json!({ "count": list.len(), "requests": list }))
+}
+
+async fn clear_requests(State(h): State<SimHandle>) -> StatusCode {
+    h.clear_requests();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize, Default)]
+struct InvalidateBody {
+    #[serde(default)]
+    mailbox: Option<String>,
+}
+
+async fn invalidate(
+    State(h): State<SimHandle>,
+    body: Option<Json<InvalidateBody>>,
+) -> Json<serde_json::Value> {
+    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let n = h.invalidate_sync_states(b.mailbox.as_deref());
+    Json(json!({ "invalidated": n }))
+}
+
+#[derive(Deserialize)]
+struct NewMailbox {
+    smtp: String,
+}
+
+async fn add_mailbox(State(h): State<SimHandle>, Json(m): Json<NewMailbox>) -> Response {
+    match h.add_mailbox(&m.smtp) {
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => error(StatusCode::CONFLICT, e),
+    }
+}
+
+async fn user_create_contact(
+    State(h): State<SimHandle>,
+    Path(smtp): Path<String>,
+    Json(c): Json<SeedContact>,
+) -> Response {
+    let folder = {
+        let st = h.lock();
+        match st.store.mailbox(&smtp) {
+            Ok(mb) => resolve_named(mb, &c.folder),
+            Err(e) => return error(StatusCode::NOT_FOUND, e),
+        }
+    };
+    let Some(folder) = folder else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("folder {:?} not found", c.folder),
+        );
+    };
+    let item = match c.to_item() {
+        Ok(i) => i,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match h.user_create_item(&smtp, &folder, item) {
+        Ok((id, ck)) => (
+            StatusCode::CREATED,
+            Json(json!({ "id": id, "change_key": ck })),
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+/// Replaces a contact's content (as a user editing every field), keeping it in its folder.
+async fn user_replace_contact(
+    State(h): State<SimHandle>,
+    Path((smtp, id)): Path<(String, String)>,
+    Json(c): Json<SeedContact>,
+) -> Response {
+    let item = match c.to_item() {
+        Ok(i) => i,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match h.user_update_item(&smtp, &ItemId(id), |it| *it = item) {
+        Ok(ck) => Json(json!({ "change_key": ck })).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+async fn user_delete_item(
+    State(h): State<SimHandle>,
+    Path((smtp, id)): Path<(String, String)>,
+) -> Response {
+    match h.user_delete_item(&smtp, &ItemId(id)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+async fn throttled(
+    State(h): State<SimHandle>,
+    Path(smtp): Path<String>,
+) -> Json<serde_json::Value> {
+    let list: Vec<serde_json::Value> = h
+        .throttled_responses(&smtp)
+        .into_iter()
+        .map(|(t, ms)| json!({ "time": t, "back_off_ms": ms }))
+        .collect();
+    Json(json!({ "mailbox": smtp, "throttled": list }))
+}
