@@ -9,6 +9,7 @@
 //!   `JobQueue`, `Clock`).
 //! - [`service`]: runs plans over the ports, persisting each pair's link right after its write.
 //! - [`error`]: port errors and their classes.
+//! - [`secret`]: the redacted `Secret` type.
 //! - `testing` (feature `testing`): in-memory port implementations for tests.
 
 pub mod error;
@@ -17,6 +18,7 @@ pub mod model;
 pub mod normalize;
 pub mod plan;
 pub mod ports;
+pub mod secret;
 pub mod service;
 #[cfg(feature = "testing")]
 pub mod testing;

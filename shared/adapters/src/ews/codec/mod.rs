@@ -1,0 +1,32 @@
+//! The sans-IO EWS codec: builds SOAP requests and parses SOAP responses, nothing else.
+//!
+//! - [`request`]: the envelope (version + impersonation headers) and one builder per operation.
+//! - [`contact`]: the R13 contact field table behind CreateItem and UpdateItem.
+//! - [`response`]: response messages (per-item ResponseClass), SOAP faults, sync changes, paging.
+//! - [`types`]: ids, folder references, extended properties and property paths.
+//! - `xml`: the escaping builder and the small element tree the two sides are built on.
+//!
+//! Every request builder's output is validated against Microsoft's EWS schemas in the tests.
+
+pub(crate) mod contact;
+pub mod request;
+pub mod response;
+pub mod types;
+pub mod xml;
+
+#[cfg(test)]
+pub(crate) mod schema_check;
+#[cfg(test)]
+mod tests;
+
+pub use request::{
+    CreateContacts, CreateContactsFolder, DeleteItems, Envelope, FindFolder, FindItems, GetItems,
+    MAX_SYNC_CHANGES, Operation, Page, Restriction, SERVER_VERSION, SyncFolderItems,
+    UpdateContacts,
+};
+pub use response::{
+    ExtendedValue, FolderInfo, ItemInfo, MessageXml, Paging, ResponseClass, ResponseError,
+    ResponseMessage, SoapFault, SyncChange, SyncChanges, parse_fault_body, parse_response,
+};
+pub use types::{DistinguishedFolder, ExtendedField, FolderId, FolderRef, ItemId, PropertyPath};
+pub use xml::{XmlBuilder, XmlError};

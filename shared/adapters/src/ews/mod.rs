@@ -1,0 +1,23 @@
+//! The EWS adapter (on-premises Exchange): the core's `Mailbox` port over SOAP/XML.
+//!
+//! - [`codec`]: sans-IO request builders and response parsers on quick-xml.
+//! - [`mailbox`]: [`EwsMailbox`], the `Mailbox` implementation: impersonation, batching,
+//!   per-item results, per-mailbox throttling.
+//! - [`transport`]: the injected [`HttpTransport`] and its reqwest + rustls implementation.
+//! - [`auth`]: Basic or Bearer credentials with redacted [`Secret`]s.
+//! - `classify`: what each EWS response code means (item error, configuration, retry).
+
+pub mod auth;
+mod classify;
+pub mod codec;
+pub mod mailbox;
+pub mod transport;
+
+#[cfg(test)]
+mod mailbox_tests;
+#[cfg(test)]
+mod sim_tests;
+
+pub use auth::{EwsAuth, Secret};
+pub use mailbox::{EwsConfig, EwsMailbox};
+pub use transport::{HttpRequest, HttpResponse, HttpTransport, ReqwestTransport, TransportError};
