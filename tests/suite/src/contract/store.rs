@@ -1,0 +1,1036 @@
+//! The `StateStore` contract: what every store (SQLite, DynamoDB, the core's `MemoryStore`)
+//! must do, as public async tests that each take a fresh, empty store.
+//!
+//! Wire an implementation with [`run_all`]:
+//!
+//! ```no_run
+//! use lnsync_adapters::sqlite::SqliteStateStore;
+//! use lnsync_core::ports::StateStore;
+//! use std::sync::Arc;
+//!
+//! #[tokio::test(flavor = "multi_thread")]
+//! async fn sqlite() {
+//!     lnsync_tests::contract::store::run_all(|| async {
+//!         Arc::new(SqliteStateStore::open_in_memory().expect("open")) as Arc<dyn StateStore>
+//!     })
+//!     .await;
+//! }
+//! ```
+//!
+//! What the contract pins down beyond the trait's signatures:
+//! - every value round-trips exactly, timestamps included (fixtures use millisecond precision);
+//! - `links` returns only the keys that exist, in any order; scopes (env, user, kind) never leak;
+//! - `put_cursor`: revision 0 creates and returns 1; revision n updates a cursor stored at n and
+//!   returns n + 1; anything else is `StoreError::Conflict` and changes nothing;
+//! - a lease or a done-job id is expired when `now >= acquired_at + ttl`;
+//! - `last_runs` gives the most recently *recorded* run per (user, kind).
+//!
+//! Results with no specified order are sorted here before comparing.
+
+use super::Case;
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use lnsync_core::error::StoreError;
+use lnsync_core::ids::*;
+use lnsync_core::model::*;
+use lnsync_core::ports::StateStore;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Barrier;
+
+/// The store under test.
+pub type Store = Arc<dyn StateStore>;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        /// Every case of the store contract, in the order they are listed in the module.
+        pub const CASES: &[Case<Store>] = &[
+            $(Case { name: stringify!($name), run: |store| Box::pin($name(store)) },)*
+        ];
+    };
+}
+
+cases!(
+    environments_round_trip,
+    user_states_round_trip,
+    links_returns_only_existing_keys,
+    links_are_isolated_by_env_user_and_kind,
+    links_handle_large_key_sets,
+    put_links_replaces,
+    link_by_exchange_id_finds_the_pair,
+    link_count_counts_one_scope,
+    delete_links_removes_only_named_keys,
+    cursor_compare_and_set,
+    cursor_scopes_are_independent,
+    cursor_race_has_one_winner,
+    lease_is_exclusive_and_reentrant,
+    lease_expires_and_is_released_only_by_holder,
+    lease_race_has_one_winner,
+    mark_job_done_once_per_ttl,
+    mark_job_done_race_has_one_winner,
+    last_runs_are_the_latest_per_user_and_kind,
+    problems_put_replace_clear_list,
+);
+
+/// Runs every case, each on a fresh empty store from `make`, and panics listing all failures.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Store>,
+{
+    super::run_cases("StateStore", CASES, |_| make()).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+fn env(name: &str) -> EnvironmentId {
+    EnvironmentId::new(name)
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name)
+}
+
+fn key(name: &str) -> LnKey {
+    LnKey::new(name)
+}
+
+/// A fixed instant plus `secs`, with a millisecond fraction to catch truncating stores.
+fn at(secs: i64) -> DateTime<Utc> {
+    let base = Utc
+        .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+        .single()
+        .expect("valid fixture time");
+    base + ChronoDuration::milliseconds(123) + ChronoDuration::seconds(secs)
+}
+
+/// A link with every optional field set.
+fn link(e: &str, u: &str, kind: LinkKind, k: &str) -> Link {
+    Link {
+        env: env(e),
+        user: user(u),
+        kind,
+        ln_key: key(k),
+        exchange_id: ExchangeItemId::new(format!("AAMk-{e}-{u}-{}-{k}", kind.as_str())),
+        exchange_version: ExchangeVersion::new("CQAAABYA"),
+        ln_version: Some(LnVersion::new("W/\"1\"")),
+        ln_modified: Some(at(-60)),
+        ln_hash: ContentHash(format!("ln-{k}")),
+        exchange_hash: ContentHash(format!("ex-{k}")),
+        ical_uid: Some(IcalUid::new(format!("uid-{k}"))),
+        origin: Origin::Ln,
+        organizer: Some(MailboxAddress::new("Organizer@Example.com")),
+        last_error: Some("ErrorQuotaExceeded".to_owned()),
+        updated_at: at(0),
+    }
+}
+
+/// A link with every optional field empty.
+fn bare_link(e: &str, u: &str, kind: LinkKind, k: &str) -> Link {
+    Link {
+        ln_version: None,
+        ln_modified: None,
+        ical_uid: None,
+        origin: Origin::Exchange,
+        organizer: None,
+        last_error: None,
+        ..link(e, u, kind, k)
+    }
+}
+
+fn sorted_links(mut links: Vec<Link>) -> Vec<Link> {
+    links.sort_by(|a, b| a.ln_key.cmp(&b.ln_key));
+    links
+}
+
+fn cursor(e: &str, u: &str, kind: CursorKind, value: &str, revision: u64) -> Cursor {
+    Cursor {
+        env: env(e),
+        user: user(u),
+        kind,
+        value: value.to_owned(),
+        revision,
+    }
+}
+
+fn run(e: &str, u: &str, kind: LinkKind, started: i64, outcome: RunOutcome) -> RunRecord {
+    RunRecord {
+        env: env(e),
+        user: user(u),
+        kind,
+        started_at: at(started),
+        finished_at: at(started + 5),
+        outcome,
+        counts: RunCounts {
+            created: 1,
+            updated: 2,
+            deleted: 3,
+            skipped: 4,
+            errors: 5,
+            held: 6,
+        },
+        error: (outcome == RunOutcome::Failed).then(|| "LN is unreachable".to_owned()),
+    }
+}
+
+fn problem(e: &str, u: &str, kind: LinkKind, k: &str, p: ProblemKind, detail: &str) -> ItemProblem {
+    ItemProblem {
+        env: env(e),
+        user: user(u),
+        kind,
+        ln_key: key(k),
+        problem: p,
+        detail: detail.to_owned(),
+        at: at(0),
+    }
+}
+
+fn is_conflict(result: &Result<u64, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Conflict { .. }))
+}
+
+const TTL: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------------
+// Environments and users
+// ---------------------------------------------------------------------------------------------
+
+pub async fn environments_round_trip(store: Store) {
+    assert_eq!(store.environment(&env("prod")).await.expect("get"), None);
+    assert!(store.environments().await.expect("list").is_empty());
+
+    let prod = EnvironmentState {
+        env: env("prod"),
+        started: true,
+        updated_at: at(0),
+    };
+    let test = EnvironmentState {
+        env: env("test"),
+        started: false,
+        updated_at: at(1),
+    };
+    store.put_environment(&prod).await.expect("put prod");
+    store.put_environment(&test).await.expect("put test");
+    assert_eq!(
+        store.environment(&env("prod")).await.expect("get"),
+        Some(prod.clone())
+    );
+
+    let stopped = EnvironmentState {
+        started: false,
+        updated_at: at(2),
+        ..prod
+    };
+    store.put_environment(&stopped).await.expect("replace");
+    let mut all = store.environments().await.expect("list");
+    all.sort_by(|a, b| a.env.cmp(&b.env));
+    assert_eq!(all, vec![stopped, test]);
+}
+
+pub async fn user_states_round_trip(store: Store) {
+    assert_eq!(
+        store.user_state(&env("e"), &user("u1")).await.expect("get"),
+        None
+    );
+
+    let full = UserState {
+        contact_folder: Some(FolderId::new("AQMk-folder")),
+        release_held_deletions: true,
+        next_contact_run: Some(at(900)),
+        next_calendar_run: Some(at(1800)),
+        ..UserState::new(env("e"), user("u1"), MailboxAddress::new("U1@Example.com"))
+    };
+    let bare = UserState::new(env("e"), user("u2"), MailboxAddress::new("u2@example.com"));
+    let elsewhere = UserState::new(
+        env("other"),
+        user("u1"),
+        MailboxAddress::new("x@example.com"),
+    );
+    for s in [&full, &bare, &elsewhere] {
+        store.put_user_state(s).await.expect("put");
+    }
+
+    assert_eq!(
+        store.user_state(&env("e"), &user("u1")).await.expect("get"),
+        Some(full.clone())
+    );
+    assert_eq!(
+        store.user_state(&env("e"), &user("u2")).await.expect("get"),
+        Some(bare.clone())
+    );
+    let mut listed = store.user_states(&env("e")).await.expect("list");
+    listed.sort_by(|a, b| a.user.cmp(&b.user));
+    assert_eq!(listed, vec![full.clone(), bare]);
+
+    let cleared = UserState {
+        contact_folder: None,
+        release_held_deletions: false,
+        next_contact_run: None,
+        ..full
+    };
+    store.put_user_state(&cleared).await.expect("replace");
+    assert_eq!(
+        store.user_state(&env("e"), &user("u1")).await.expect("get"),
+        Some(cleared)
+    );
+    assert_eq!(
+        store.user_states(&env("other")).await.expect("list"),
+        vec![elsewhere]
+    );
+    assert!(
+        store
+            .user_states(&env("none"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links
+// ---------------------------------------------------------------------------------------------
+
+pub async fn links_returns_only_existing_keys(store: Store) {
+    let k1 = link("e", "u", LinkKind::Contact, "C001");
+    let k2 = bare_link("e", "u", LinkKind::Contact, "C002");
+    let k3 = link("e", "u", LinkKind::Contact, "C003");
+    store
+        .put_links(&[k1.clone(), k2.clone(), k3.clone()])
+        .await
+        .expect("put");
+
+    let got = store
+        .links(
+            &env("e"),
+            &user("u"),
+            LinkKind::Contact,
+            &[key("C003"), key("C404"), key("C002")],
+        )
+        .await
+        .expect("links");
+    assert_eq!(sorted_links(got), vec![k2, k3]);
+
+    let none = store
+        .links(&env("e"), &user("u"), LinkKind::Contact, &[])
+        .await
+        .expect("no keys");
+    assert!(none.is_empty());
+    let missing = store
+        .links(&env("e"), &user("u"), LinkKind::Contact, &[key("C404")])
+        .await
+        .expect("missing");
+    assert!(missing.is_empty());
+}
+
+pub async fn links_are_isolated_by_env_user_and_kind(store: Store) {
+    let mine = link("e", "u", LinkKind::Contact, "K1");
+    let others = [
+        link("e", "other-user", LinkKind::Contact, "K1"),
+        link("e", "u", LinkKind::Event, "K1"),
+        link("other-env", "u", LinkKind::Contact, "K1"),
+    ];
+    store.put_links(&others).await.expect("put others");
+    store
+        .put_links(std::slice::from_ref(&mine))
+        .await
+        .expect("put mine");
+
+    for (l, label) in others
+        .iter()
+        .chain([&mine])
+        .zip(["user", "kind", "env", "mine"])
+    {
+        let got = store
+            .links(&l.env, &l.user, l.kind, &[key("K1")])
+            .await
+            .expect("links");
+        assert_eq!(got, vec![l.clone()], "scope {label}");
+    }
+    assert!(
+        store
+            .links(&env("e"), &user("nobody"), LinkKind::Contact, &[key("K1")])
+            .await
+            .expect("links")
+            .is_empty()
+    );
+}
+
+pub async fn links_handle_large_key_sets(store: Store) {
+    // More than one batch for any implementation (SQL IN chunks, DynamoDB BatchGetItem of 100).
+    let all: Vec<Link> = (0..1200)
+        .map(|i| bare_link("e", "u", LinkKind::Contact, &format!("C{i:05}")))
+        .collect();
+    store.put_links(&all).await.expect("put 1200");
+    assert_eq!(
+        store
+            .link_count(&env("e"), &user("u"), LinkKind::Contact)
+            .await
+            .expect("count"),
+        1200
+    );
+
+    // Every third existing key, plus keys that don't exist, interleaved.
+    let mut keys = Vec::new();
+    let mut expected = Vec::new();
+    for i in (0..1200).step_by(3) {
+        keys.push(key(&format!("C{i:05}")));
+        keys.push(key(&format!("X{i:05}")));
+        expected.push(all[i].clone());
+    }
+    let got = store
+        .links(&env("e"), &user("u"), LinkKind::Contact, &keys)
+        .await
+        .expect("links");
+    assert_eq!(sorted_links(got), expected);
+}
+
+pub async fn put_links_replaces(store: Store) {
+    let first = link("e", "u", LinkKind::Contact, "C1");
+    store
+        .put_links(std::slice::from_ref(&first))
+        .await
+        .expect("put");
+    let second = Link {
+        exchange_version: ExchangeVersion::new("CQAAABYB"),
+        ln_version: None,
+        ln_hash: ContentHash("ln-new".to_owned()),
+        last_error: None,
+        updated_at: at(10),
+        ..first.clone()
+    };
+    store
+        .put_links(std::slice::from_ref(&second))
+        .await
+        .expect("replace");
+    let got = store
+        .links(&env("e"), &user("u"), LinkKind::Contact, &[key("C1")])
+        .await
+        .expect("links");
+    assert_eq!(got, vec![second]);
+    assert_eq!(
+        store
+            .link_count(&env("e"), &user("u"), LinkKind::Contact)
+            .await
+            .expect("count"),
+        1
+    );
+}
+
+pub async fn link_by_exchange_id_finds_the_pair(store: Store) {
+    let l = link("e", "u", LinkKind::Event, "A1");
+    store
+        .put_links(&[
+            l.clone(),
+            link("e", "u", LinkKind::Event, "A2"),
+            link("e", "u", LinkKind::Contact, "A1"),
+        ])
+        .await
+        .expect("put");
+    let id = l.exchange_id.clone();
+    assert_eq!(
+        store
+            .link_by_exchange_id(&env("e"), &user("u"), LinkKind::Event, &id)
+            .await
+            .expect("get"),
+        Some(l.clone())
+    );
+    // The same id in another scope is not this link.
+    for (e, u, kind) in [
+        ("e", "u", LinkKind::Contact),
+        ("e", "other", LinkKind::Event),
+        ("other", "u", LinkKind::Event),
+    ] {
+        assert_eq!(
+            store
+                .link_by_exchange_id(&env(e), &user(u), kind, &id)
+                .await
+                .expect("get"),
+            None,
+            "{e}/{u}/{kind:?}"
+        );
+    }
+    // When the pair moves to a new item, the old id no longer finds it.
+    let moved = Link {
+        exchange_id: ExchangeItemId::new("AAMk-new"),
+        ..l.clone()
+    };
+    store
+        .put_links(std::slice::from_ref(&moved))
+        .await
+        .expect("replace");
+    assert_eq!(
+        store
+            .link_by_exchange_id(&env("e"), &user("u"), LinkKind::Event, &id)
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        store
+            .link_by_exchange_id(&env("e"), &user("u"), LinkKind::Event, &moved.exchange_id)
+            .await
+            .expect("get"),
+        Some(moved)
+    );
+}
+
+pub async fn link_count_counts_one_scope(store: Store) {
+    assert_eq!(
+        store
+            .link_count(&env("e"), &user("u"), LinkKind::Contact)
+            .await
+            .expect("count"),
+        0
+    );
+    let mut links: Vec<Link> = (0..3)
+        .map(|i| link("e", "u", LinkKind::Contact, &format!("C{i}")))
+        .collect();
+    links.push(link("e", "u", LinkKind::Event, "A1"));
+    links.push(link("e", "v", LinkKind::Contact, "C0"));
+    links.push(link("f", "u", LinkKind::Contact, "C0"));
+    store.put_links(&links).await.expect("put");
+    assert_eq!(
+        store
+            .link_count(&env("e"), &user("u"), LinkKind::Contact)
+            .await
+            .expect("count"),
+        3
+    );
+    assert_eq!(
+        store
+            .link_count(&env("e"), &user("u"), LinkKind::Event)
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        store
+            .link_count(&env("e"), &user("v"), LinkKind::Contact)
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        store
+            .link_count(&env("g"), &user("u"), LinkKind::Contact)
+            .await
+            .expect("count"),
+        0
+    );
+}
+
+pub async fn delete_links_removes_only_named_keys(store: Store) {
+    let links: Vec<Link> = (1..=4)
+        .map(|i| link("e", "u", LinkKind::Contact, &format!("C{i}")))
+        .collect();
+    let neighbours = [
+        link("e", "v", LinkKind::Contact, "C1"),
+        link("e", "u", LinkKind::Event, "C1"),
+        link("f", "u", LinkKind::Contact, "C1"),
+    ];
+    store.put_links(&links).await.expect("put");
+    store.put_links(&neighbours).await.expect("put neighbours");
+
+    store
+        .delete_links(
+            &env("e"),
+            &user("u"),
+            LinkKind::Contact,
+            &[key("C1"), key("C3"), key("C404")],
+        )
+        .await
+        .expect("delete");
+    store
+        .delete_links(&env("e"), &user("u"), LinkKind::Contact, &[])
+        .await
+        .expect("delete nothing");
+
+    let all_keys: Vec<LnKey> = (1..=4).map(|i| key(&format!("C{i}"))).collect();
+    let left = store
+        .links(&env("e"), &user("u"), LinkKind::Contact, &all_keys)
+        .await
+        .expect("links");
+    assert_eq!(sorted_links(left), vec![links[1].clone(), links[3].clone()]);
+    assert_eq!(
+        store
+            .link_count(&env("e"), &user("u"), LinkKind::Contact)
+            .await
+            .expect("count"),
+        2
+    );
+    for n in &neighbours {
+        let got = store
+            .links(&n.env, &n.user, n.kind, &[key("C1")])
+            .await
+            .expect("links");
+        assert_eq!(
+            got,
+            vec![n.clone()],
+            "neighbour {}/{}/{:?} survives",
+            n.env,
+            n.user,
+            n.kind
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cursors
+// ---------------------------------------------------------------------------------------------
+
+pub async fn cursor_compare_and_set(store: Store) {
+    let (e, u, kind) = (env("e"), user("u"), CursorKind::ExchangeContacts);
+    assert_eq!(store.cursor(&e, &u, kind).await.expect("get"), None);
+
+    // Revision 0 means "must not exist".
+    let r1 = store
+        .put_cursor(&cursor("e", "u", kind, "state-1", 0))
+        .await
+        .expect("create");
+    assert_eq!(r1, 1);
+    assert_eq!(
+        store.cursor(&e, &u, kind).await.expect("get"),
+        Some(cursor("e", "u", kind, "state-1", 1))
+    );
+    assert!(is_conflict(
+        &store.put_cursor(&cursor("e", "u", kind, "again", 0)).await
+    ));
+
+    // The right revision moves it on; a stale or a future one loses and changes nothing.
+    let r2 = store
+        .put_cursor(&cursor("e", "u", kind, "state-2", r1))
+        .await
+        .expect("update");
+    assert_eq!(r2, 2);
+    assert!(is_conflict(
+        &store.put_cursor(&cursor("e", "u", kind, "stale", r1)).await
+    ));
+    assert!(is_conflict(
+        &store.put_cursor(&cursor("e", "u", kind, "future", 7)).await
+    ));
+    assert_eq!(
+        store.cursor(&e, &u, kind).await.expect("get"),
+        Some(cursor("e", "u", kind, "state-2", 2))
+    );
+
+    // Deleted means absent: revision 0 creates it again, an old revision conflicts.
+    store.delete_cursor(&e, &u, kind).await.expect("delete");
+    assert_eq!(store.cursor(&e, &u, kind).await.expect("get"), None);
+    assert!(is_conflict(
+        &store.put_cursor(&cursor("e", "u", kind, "old", r2)).await
+    ));
+    assert_eq!(
+        store
+            .put_cursor(&cursor("e", "u", kind, "fresh", 0))
+            .await
+            .expect("recreate"),
+        1
+    );
+    store
+        .delete_cursor(&e, &user("nobody"), kind)
+        .await
+        .expect("deleting nothing is fine");
+}
+
+pub async fn cursor_scopes_are_independent(store: Store) {
+    let big = "x".repeat(64 * 1024); // an EWS SyncState can be tens of kilobytes
+    let scopes = [
+        ("e", "u", CursorKind::LnContacts),
+        ("e", "u", CursorKind::LnActivities),
+        ("e", "u", CursorKind::ExchangeContacts),
+        ("e", "u", CursorKind::ExchangeCalendar),
+        ("e", "v", CursorKind::LnContacts),
+        ("f", "u", CursorKind::LnContacts),
+    ];
+    for (e, u, kind) in scopes {
+        let value = format!("{e}/{u}/{}/{big}", kind.as_str());
+        assert_eq!(
+            store
+                .put_cursor(&cursor(e, u, kind, &value, 0))
+                .await
+                .expect("create"),
+            1
+        );
+    }
+    store
+        .put_cursor(&cursor("e", "u", CursorKind::LnContacts, "moved", 1))
+        .await
+        .expect("update");
+    store
+        .delete_cursor(&env("e"), &user("u"), CursorKind::LnActivities)
+        .await
+        .expect("delete");
+    for (e, u, kind) in scopes {
+        let got = store.cursor(&env(e), &user(u), kind).await.expect("get");
+        match (e, u, kind) {
+            ("e", "u", CursorKind::LnContacts) => {
+                assert_eq!(got, Some(cursor(e, u, kind, "moved", 2)));
+            }
+            ("e", "u", CursorKind::LnActivities) => assert_eq!(got, None),
+            _ => {
+                let value = format!("{e}/{u}/{}/{big}", kind.as_str());
+                assert_eq!(got, Some(cursor(e, u, kind, &value, 1)), "{e}/{u}/{kind:?}");
+            }
+        }
+    }
+}
+
+/// Races `n` writers of the same cursor revision; returns how many won.
+async fn race_cursor(store: &Store, revision: u64, n: usize) -> usize {
+    let barrier = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let value = format!("writer-{i}");
+                store
+                    .put_cursor(&cursor("e", "u", CursorKind::LnContacts, &value, revision))
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("writer task") {
+            Ok(r) => {
+                assert_eq!(r, revision + 1);
+                wins += 1;
+            }
+            Err(StoreError::Conflict { .. }) => {}
+            Err(other) => panic!("a losing writer must see Conflict, got {other:?}"),
+        }
+    }
+    wins
+}
+
+pub async fn cursor_race_has_one_winner(store: Store) {
+    // Create race, then several update races on the revision everyone read.
+    assert_eq!(race_cursor(&store, 0, 2).await, 1, "two creators");
+    for revision in 1..=5 {
+        assert_eq!(
+            race_cursor(&store, revision, 2).await,
+            1,
+            "two writers at revision {revision}"
+        );
+    }
+    assert_eq!(race_cursor(&store, 6, 8).await, 1, "eight writers");
+    let stored = store
+        .cursor(&env("e"), &user("u"), CursorKind::LnContacts)
+        .await
+        .expect("get")
+        .expect("cursor exists");
+    assert_eq!(stored.revision, 7);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+// ---------------------------------------------------------------------------------------------
+
+pub async fn lease_is_exclusive_and_reentrant(store: Store) {
+    let (e, u) = (env("e"), user("u"));
+    assert!(
+        store
+            .acquire_lease(&e, &u, "contacts", "w1", at(0), TTL)
+            .await
+            .expect("w1")
+    );
+    assert!(
+        !store
+            .acquire_lease(&e, &u, "contacts", "w2", at(1), TTL)
+            .await
+            .expect("w2 waits")
+    );
+    // Re-acquiring extends w1's lease: at 70 s the original would have expired.
+    assert!(
+        store
+            .acquire_lease(&e, &u, "contacts", "w1", at(50), TTL)
+            .await
+            .expect("w1 again")
+    );
+    assert!(
+        !store
+            .acquire_lease(&e, &u, "contacts", "w2", at(70), TTL)
+            .await
+            .expect("still w1's")
+    );
+    // Other kinds, users and environments have their own leases.
+    assert!(
+        store
+            .acquire_lease(&e, &u, "calendar", "w2", at(1), TTL)
+            .await
+            .expect("kind")
+    );
+    assert!(
+        store
+            .acquire_lease(&e, &user("v"), "contacts", "w2", at(1), TTL)
+            .await
+            .expect("user")
+    );
+    assert!(
+        store
+            .acquire_lease(&env("f"), &u, "contacts", "w2", at(1), TTL)
+            .await
+            .expect("env")
+    );
+}
+
+pub async fn lease_expires_and_is_released_only_by_holder(store: Store) {
+    let (e, u) = (env("e"), user("u"));
+    assert!(
+        store
+            .acquire_lease(&e, &u, "contacts", "w1", at(0), TTL)
+            .await
+            .expect("w1")
+    );
+    assert!(
+        !store
+            .acquire_lease(&e, &u, "contacts", "w2", at(59), TTL)
+            .await
+            .expect("before")
+    );
+    // Expired: anyone takes it over, and the old holder has lost it.
+    assert!(
+        store
+            .acquire_lease(&e, &u, "contacts", "w2", at(61), TTL)
+            .await
+            .expect("after")
+    );
+    assert!(
+        !store
+            .acquire_lease(&e, &u, "contacts", "w1", at(62), TTL)
+            .await
+            .expect("w1 lost")
+    );
+
+    // Only the holder's release frees it; a stranger's release is a no-op, not an error.
+    store
+        .release_lease(&e, &u, "contacts", "w1")
+        .await
+        .expect("release by non-holder");
+    assert!(
+        !store
+            .acquire_lease(&e, &u, "contacts", "w3", at(63), TTL)
+            .await
+            .expect("held")
+    );
+    store
+        .release_lease(&e, &u, "contacts", "w2")
+        .await
+        .expect("release by holder");
+    assert!(
+        store
+            .acquire_lease(&e, &u, "contacts", "w3", at(64), TTL)
+            .await
+            .expect("freed")
+    );
+    store
+        .release_lease(&e, &user("nobody"), "contacts", "w3")
+        .await
+        .expect("nothing to release");
+}
+
+pub async fn lease_race_has_one_winner(store: Store) {
+    for round in 0..5 {
+        let kind = format!("kind-{round}");
+        let n = 4;
+        let barrier = Arc::new(Barrier::new(n));
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let (store, barrier, kind) =
+                    (Arc::clone(&store), Arc::clone(&barrier), kind.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store
+                        .acquire_lease(&env("e"), &user("u"), &kind, &format!("w{i}"), at(0), TTL)
+                        .await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            if t.await.expect("task").expect("acquire") {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs, runs, problems
+// ---------------------------------------------------------------------------------------------
+
+pub async fn mark_job_done_once_per_ttl(store: Store) {
+    let job = JobId::new("job-1");
+    assert!(store.mark_job_done(&job, at(0), TTL).await.expect("first"));
+    assert!(
+        !store
+            .mark_job_done(&job, at(1), TTL)
+            .await
+            .expect("redelivery")
+    );
+    assert!(
+        !store
+            .mark_job_done(&job, at(59), TTL)
+            .await
+            .expect("still within ttl")
+    );
+    assert!(
+        store
+            .mark_job_done(&JobId::new("job-2"), at(1), TTL)
+            .await
+            .expect("other job")
+    );
+    // Past the ttl the id is forgotten, and the new mark starts a new ttl.
+    assert!(
+        store
+            .mark_job_done(&job, at(61), TTL)
+            .await
+            .expect("after ttl")
+    );
+    assert!(
+        !store
+            .mark_job_done(&job, at(62), TTL)
+            .await
+            .expect("marked again")
+    );
+}
+
+pub async fn mark_job_done_race_has_one_winner(store: Store) {
+    let n = 4;
+    let barrier = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .mark_job_done(&JobId::new("job-race"), at(0), TTL)
+                    .await
+            })
+        })
+        .collect();
+    let mut firsts = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("mark") {
+            firsts += 1;
+        }
+    }
+    assert_eq!(firsts, 1);
+}
+
+pub async fn last_runs_are_the_latest_per_user_and_kind(store: Store) {
+    assert!(store.last_runs(&env("e")).await.expect("none").is_empty());
+    let runs = [
+        run("e", "u", LinkKind::Contact, 0, RunOutcome::Failed),
+        run("e", "u", LinkKind::Event, 10, RunOutcome::Partial),
+        run("e", "v", LinkKind::Contact, 20, RunOutcome::Busy),
+        run("f", "u", LinkKind::Contact, 30, RunOutcome::Succeeded),
+        run("e", "u", LinkKind::Contact, 900, RunOutcome::Succeeded),
+    ];
+    for r in &runs {
+        store.record_run(r).await.expect("record");
+    }
+    let mut latest = store.last_runs(&env("e")).await.expect("last runs");
+    latest.sort_by(|a, b| (&a.user, a.kind).cmp(&(&b.user, b.kind)));
+    assert_eq!(
+        latest,
+        vec![runs[4].clone(), runs[1].clone(), runs[2].clone()]
+    );
+    assert_eq!(
+        store.last_runs(&env("f")).await.expect("f"),
+        vec![runs[3].clone()]
+    );
+}
+
+pub async fn problems_put_replace_clear_list(store: Store) {
+    let (e, u) = (env("e"), user("u"));
+    assert!(store.problems(&e, &u).await.expect("none").is_empty());
+
+    let c1 = problem(
+        "e",
+        "u",
+        LinkKind::Contact,
+        "C1",
+        ProblemKind::Skipped,
+        "no name",
+    );
+    let c2 = problem(
+        "e",
+        "u",
+        LinkKind::Contact,
+        "C2",
+        ProblemKind::Conflict,
+        "both changed",
+    );
+    let a1 = problem(
+        "e",
+        "u",
+        LinkKind::Event,
+        "C1",
+        ProblemKind::WriteFailed,
+        "quota",
+    );
+    let other_user = problem(
+        "e",
+        "v",
+        LinkKind::Contact,
+        "C1",
+        ProblemKind::HeldDeletion,
+        "held",
+    );
+    let other_env = problem(
+        "f",
+        "u",
+        LinkKind::Contact,
+        "C1",
+        ProblemKind::MappingOverflow,
+        "3 phones",
+    );
+    for p in [&c1, &c2, &a1, &other_user, &other_env] {
+        store.put_problem(p).await.expect("put");
+    }
+
+    // A new problem of the same item replaces the old one.
+    let c1_again = ItemProblem {
+        problem: ProblemKind::MappingOverflow,
+        detail: "4 e-mail addresses".to_owned(),
+        at: at(60),
+        ..c1.clone()
+    };
+    store.put_problem(&c1_again).await.expect("replace");
+
+    let sorted = |mut ps: Vec<ItemProblem>| {
+        ps.sort_by(|a, b| (a.kind, &a.ln_key).cmp(&(b.kind, &b.ln_key)));
+        ps
+    };
+    assert_eq!(
+        sorted(store.problems(&e, &u).await.expect("list")),
+        vec![c1_again.clone(), c2.clone(), a1.clone()]
+    );
+
+    // Clearing names kind and keys: the event problem of the same key stays.
+    store
+        .clear_problems(&e, &u, LinkKind::Contact, &[key("C1"), key("C404")])
+        .await
+        .expect("clear");
+    store
+        .clear_problems(&e, &u, LinkKind::Contact, &[])
+        .await
+        .expect("clear nothing");
+    assert_eq!(
+        sorted(store.problems(&e, &u).await.expect("list")),
+        vec![c2, a1]
+    );
+    assert_eq!(
+        store.problems(&e, &user("v")).await.expect("v"),
+        vec![other_user]
+    );
+    assert_eq!(
+        store.problems(&env("f"), &u).await.expect("f"),
+        vec![other_env]
+    );
+}
