@@ -41,7 +41,8 @@ const EWS_USER: &str = "svc-lnsync";
 const EWS_PASSWORD: &str = "demo-password";
 
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
     let dir = args.dir.canonicalize()?;
     // A fresh demo every time: the first run should show the initial load.
     for stale in ["lnsync.sqlite", "lnsync.sqlite-wal", "lnsync.sqlite-shm"] {
@@ -49,7 +50,11 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
 
     let ews = EwsSim::start_with(ews_sim::SimConfig {
-        credentials: vec![ews_sim::Credential { user: EWS_USER.into(), password: EWS_PASSWORD.into(), mailbox: None }],
+        credentials: vec![ews_sim::Credential {
+            user: EWS_USER.into(),
+            password: EWS_PASSWORD.into(),
+            mailbox: None,
+        }],
         ..ews_sim::SimConfig::default()
     })
     .await
@@ -65,10 +70,13 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             }
         }
     }
-    let ln = LnSim::start(LnSimConfig::default().with_seed(seed)).await.context("starting the LN simulator")?;
+    let ln = LnSim::start(LnSimConfig::default().with_seed(seed))
+        .await
+        .context("starting the LN simulator")?;
 
     let ionapi = dir.join("demo.ionapi");
-    ln.write_ionapi(&ionapi).context("writing the .ionapi file")?;
+    ln.write_ionapi(&ionapi)
+        .context("writing the .ionapi file")?;
     std::fs::write(dir.join("ews-password"), EWS_PASSWORD)?;
     let config_path = dir.join("lnsync.toml");
     std::fs::write(
@@ -102,14 +110,20 @@ password_file = "ews-password"
         })
         .await?;
 
-    println!("lnsync demo: {} users, {} LN contacts", args.users, args.contacts);
+    println!(
+        "lnsync demo: {} users, {} LN contacts",
+        args.users, args.contacts
+    );
     println!("  LN simulator   {}", ln.service_root());
     println!("  EWS simulator  {}", ews.ews_url());
     println!();
 
     let connector = LiveConnector::default();
     let mut failed = false;
-    for (n, title) in [(1, "first run: initial load"), (2, "second run: nothing changed")] {
+    for (n, title) in [
+        (1, "first run: initial load"),
+        (2, "second run: nothing changed"),
+    ] {
         ln.clear_requests();
         ews.clear_requests();
         let started = Instant::now();
@@ -124,13 +138,20 @@ password_file = "ews-password"
 
     println!("state:  {}", config.store_path.display());
     println!("config: {}", config_path.display());
-    println!("try:    cargo run -p lnsync -- status --config {}", config_path.display());
+    println!(
+        "try:    cargo run -p lnsync -- status --config {}",
+        config_path.display()
+    );
 
     if args.keep_running {
         println!("\nsimulators keep running; Ctrl-C ends (admin APIs under /_sim/, see docs/)");
         tokio::signal::ctrl_c().await?;
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_costs(report: &RunReport, ln: &LnSim, ews: &EwsSim) {

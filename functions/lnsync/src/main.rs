@@ -19,7 +19,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "lnsync", version, about = "Synchronizes Infor LN CRM with Microsoft Exchange")]
+#[command(
+    name = "lnsync",
+    version,
+    about = "Synchronizes Infor LN CRM with Microsoft Exchange"
+)]
 struct Cli {
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, global = true)]
@@ -75,7 +79,11 @@ enum EnvAction {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(if cli.json_logs { LogFormat::Json } else { LogFormat::Text });
+    telemetry::init(if cli.json_logs {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    });
     match dispatch(cli.command).await {
         Ok(code) => code,
         Err(e) => {
@@ -90,9 +98,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Run { config } => {
             let config = load(&config)?;
             let store = open_store(&config).context("opening the state store")?;
-            let report = run_contacts(&config, &store, &SystemClock, &LiveConnector::default()).await;
+            let report =
+                run_contacts(&config, &store, &SystemClock, &LiveConnector::default()).await;
             print!("{}", report.render());
-            Ok(if report.has_failures() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if report.has_failures() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Env { action } => {
             let (env, config, started) = match action {
@@ -105,8 +118,17 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 bail!("environment {id} is not in the configuration");
             }
             let store = open_store(&config)?;
-            store.put_environment(&EnvironmentState { env: id.clone(), started, updated_at: SystemClock.now() }).await?;
-            println!("environment {id} {}", if started { "started" } else { "stopped" });
+            store
+                .put_environment(&EnvironmentState {
+                    env: id.clone(),
+                    started,
+                    updated_at: SystemClock.now(),
+                })
+                .await?;
+            println!(
+                "environment {id} {}",
+                if started { "started" } else { "stopped" }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config } => {
@@ -142,7 +164,13 @@ pub async fn status(config: &Config, store: &dyn StateStore) -> Result<String> {
     for env in &config.environments {
         let state = store.environment(&env.id).await?;
         let started = state.as_ref().is_some_and(|s| s.started);
-        writeln!(out, "environment {} (company {}): {}", env.id, env.company, if started { "started" } else { "stopped" })?;
+        writeln!(
+            out,
+            "environment {} (company {}): {}",
+            env.id,
+            env.company,
+            if started { "started" } else { "stopped" }
+        )?;
         let runs = store.last_runs(&env.id).await?;
         for user in store.user_states(&env.id).await? {
             writeln!(out, "  user {} <{}>", user.user, user.mailbox)?;
@@ -166,7 +194,14 @@ pub async fn status(config: &Config, store: &dyn StateStore) -> Result<String> {
                 }
             }
             for p in store.problems(&env.id, &user.user).await? {
-                writeln!(out, "    problem {} {}: {:?}: {}", p.kind.as_str(), p.ln_key, p.problem, p.detail)?;
+                writeln!(
+                    out,
+                    "    problem {} {}: {:?}: {}",
+                    p.kind.as_str(),
+                    p.ln_key,
+                    p.problem,
+                    p.detail
+                )?;
             }
         }
     }

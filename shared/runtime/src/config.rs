@@ -145,8 +145,13 @@ pub struct LnConfig {
 
 #[derive(Debug, Clone)]
 pub enum ExchangeAuth {
-    Basic { username: String, password: SecretSource },
-    Bearer { token: SecretSource },
+    Basic {
+        username: String,
+        password: SecretSource,
+    },
+    Bearer {
+        token: SecretSource,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -167,11 +172,15 @@ fn secret_source(
         (Some(f), None) => Some(SecretSource::File(f)),
         (None, Some(e)) => Some(SecretSource::Env(e)),
         (Some(_), Some(_)) => {
-            problems.push(format!("{field}: give either {field}_file or {field}_env, not both"));
+            problems.push(format!(
+                "{field}: give either {field}_file or {field}_env, not both"
+            ));
             None
         }
         (None, None) => {
-            problems.push(format!("{field}: missing; set {field}_file (a path) or {field}_env (a variable name)"));
+            problems.push(format!(
+                "{field}: missing; set {field}_file (a path) or {field}_env (a variable name)"
+            ));
             None
         }
     }
@@ -180,8 +189,12 @@ fn secret_source(
 impl Config {
     /// Reads and validates a configuration file. Relative paths in it are relative to the file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let fail = |problems: Vec<String>| ConfigError { path: path.to_owned(), problems };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
+        let fail = |problems: Vec<String>| ConfigError {
+            path: path.to_owned(),
+            problems,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
         Self::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(fail)
     }
 
@@ -191,23 +204,41 @@ impl Config {
         let mut problems = Vec::new();
         let anchor = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
-        let store_path = anchor(raw.store.path.unwrap_or_else(|| PathBuf::from("lnsync.sqlite")));
+        let store_path = anchor(
+            raw.store
+                .path
+                .unwrap_or_else(|| PathBuf::from("lnsync.sqlite")),
+        );
 
         let defaults = SyncOptions::default();
-        let fraction = raw.sync.max_deletion_fraction.unwrap_or(defaults.deletion_gate.max_fraction);
+        let fraction = raw
+            .sync
+            .max_deletion_fraction
+            .unwrap_or(defaults.deletion_gate.max_fraction);
         if !(0.0..=1.0).contains(&fraction) {
-            problems.push(format!("sync.max_deletion_fraction: {fraction} is not between 0 and 1"));
+            problems.push(format!(
+                "sync.max_deletion_fraction: {fraction} is not between 0 and 1"
+            ));
         }
-        let concurrency = raw.sync.user_concurrency.unwrap_or(defaults.user_concurrency);
+        let concurrency = raw
+            .sync
+            .user_concurrency
+            .unwrap_or(defaults.user_concurrency);
         if concurrency == 0 {
             problems.push("sync.user_concurrency: must be at least 1".to_owned());
         }
         let sync = SyncOptions {
             deletion_gate: DeletionGate {
-                max_items: raw.sync.max_deletions.unwrap_or(defaults.deletion_gate.max_items),
+                max_items: raw
+                    .sync
+                    .max_deletions
+                    .unwrap_or(defaults.deletion_gate.max_items),
                 max_fraction: fraction,
             },
-            lease_ttl: raw.sync.lease_seconds.map_or(defaults.lease_ttl, Duration::from_secs),
+            lease_ttl: raw
+                .sync
+                .lease_seconds
+                .map_or(defaults.lease_ttl, Duration::from_secs),
             user_concurrency: concurrency,
             repair: raw.sync.repair.unwrap_or(false),
         };
@@ -220,7 +251,12 @@ impl Config {
         for (i, env) in raw.environments.into_iter().enumerate() {
             let at = format!("environment[{i}] ({})", env.id);
             let before = problems.len();
-            if env.id.trim().is_empty() || !env.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if env.id.trim().is_empty()
+                || !env
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 problems.push(format!("{at}.id: use letters, digits, '-' or '_' only"));
             }
             if !seen.insert(env.id.clone()) {
@@ -230,7 +266,12 @@ impl Config {
                 problems.push(format!("{at}.company: must not be empty"));
             }
             let mut sub = Vec::new();
-            let ionapi = secret_source(&mut sub, "ionapi", env.ln.ionapi_file.map(anchor), env.ln.ionapi_env);
+            let ionapi = secret_source(
+                &mut sub,
+                "ionapi",
+                env.ln.ionapi_file.map(anchor),
+                env.ln.ionapi_env,
+            );
             let ex = env.exchange;
             if ex.password.is_some() || ex.token.is_some() {
                 sub.push("password/token: secrets are not allowed in the configuration file; use password_file/password_env or token_file/token_env".to_owned());
@@ -253,18 +294,33 @@ impl Config {
                     if username.is_none() {
                         sub.push("username: required for auth = \"basic\"".to_owned());
                     }
-                    let password = secret_source(&mut sub, "password", ex.password_file.map(anchor), ex.password_env);
-                    username.zip(password).map(|(username, password)| ExchangeAuth::Basic { username, password })
+                    let password = secret_source(
+                        &mut sub,
+                        "password",
+                        ex.password_file.map(anchor),
+                        ex.password_env,
+                    );
+                    username
+                        .zip(password)
+                        .map(|(username, password)| ExchangeAuth::Basic { username, password })
                 }
-                "bearer" => secret_source(&mut sub, "token", ex.token_file.map(anchor), ex.token_env)
-                    .map(|token| ExchangeAuth::Bearer { token }),
+                "bearer" => {
+                    secret_source(&mut sub, "token", ex.token_file.map(anchor), ex.token_env)
+                        .map(|token| ExchangeAuth::Bearer { token })
+                }
                 other => {
-                    sub.push(format!("auth: \"{other}\" is not one of \"basic\", \"bearer\""));
+                    sub.push(format!(
+                        "auth: \"{other}\" is not one of \"basic\", \"bearer\""
+                    ));
                     None
                 }
             };
             for p in sub {
-                let section = if p.starts_with("ionapi") { "ln" } else { "exchange" };
+                let section = if p.starts_with("ionapi") {
+                    "ln"
+                } else {
+                    "exchange"
+                };
                 problems.push(format!("{at}.{section}.{p}"));
             }
             if problems.len() == before
@@ -273,7 +329,11 @@ impl Config {
                 environments.push(EnvironmentConfig {
                     id: EnvironmentId::new(env.id),
                     company: env.company,
-                    ln: LnConfig { ionapi, service_path: env.ln.service_path, page_size: env.ln.page_size },
+                    ln: LnConfig {
+                        ionapi,
+                        service_path: env.ln.service_path,
+                        page_size: env.ln.page_size,
+                    },
                     exchange: ExchangeConfig {
                         url,
                         auth,
@@ -282,7 +342,15 @@ impl Config {
                 });
             }
         }
-        if problems.is_empty() { Ok(Config { store_path, sync, environments }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Config {
+                store_path,
+                sync,
+                environments,
+            })
+        } else {
+            Err(problems)
+        }
     }
 
     pub fn environment(&self, id: &EnvironmentId) -> Option<&EnvironmentConfig> {
@@ -292,7 +360,12 @@ impl Config {
 
 /// toml's messages carry line/column and the key; keep them, on one line.
 fn describe_toml_error(e: &toml::de::Error) -> String {
-    e.to_string().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -320,27 +393,44 @@ mod tests {
     #[test]
     fn good_config_resolves_paths_and_defaults() {
         let c = Config::parse(GOOD, Path::new("/etc/lnsync")).unwrap_or_else(|p| panic!("{p:?}"));
-        assert_eq!(c.store_path, PathBuf::from("/etc/lnsync/state/lnsync.sqlite"));
+        assert_eq!(
+            c.store_path,
+            PathBuf::from("/etc/lnsync/state/lnsync.sqlite")
+        );
         assert_eq!(c.sync.deletion_gate.max_items, 50);
         let env = &c.environments[0];
         assert_eq!(env.company, "100");
-        assert!(matches!(&env.ln.ionapi, SecretSource::File(p) if p == Path::new("/etc/lnsync/prod.ionapi")));
-        assert!(matches!(&env.exchange.auth, ExchangeAuth::Basic { username, .. } if username == "svc-lnsync"));
+        assert!(
+            matches!(&env.ln.ionapi, SecretSource::File(p) if p == Path::new("/etc/lnsync/prod.ionapi"))
+        );
+        assert!(
+            matches!(&env.exchange.auth, ExchangeAuth::Basic { username, .. } if username == "svc-lnsync")
+        );
     }
 
     #[test]
     fn unknown_field_is_named() {
         let bad = GOOD.replace("max_deletions", "max_deletes");
-        let problems = Config::parse(&bad, Path::new(".")).err().unwrap_or_default();
+        let problems = Config::parse(&bad, Path::new("."))
+            .err()
+            .unwrap_or_default();
         assert!(problems[0].contains("max_deletes"), "{problems:?}");
     }
 
     #[test]
     fn inline_password_is_refused_with_the_field_named() {
-        let bad = GOOD.replace("password_env = \"LNSYNC_EWS_PASSWORD\"", "password = \"hunter2\"");
-        let problems = Config::parse(&bad, Path::new(".")).err().unwrap_or_default();
+        let bad = GOOD.replace(
+            "password_env = \"LNSYNC_EWS_PASSWORD\"",
+            "password = \"hunter2\"",
+        );
+        let problems = Config::parse(&bad, Path::new("."))
+            .err()
+            .unwrap_or_default();
         let all = problems.join("\n");
-        assert!(all.contains("environment[0] (prod).exchange.password"), "{all}");
+        assert!(
+            all.contains("environment[0] (prod).exchange.password"),
+            "{all}"
+        );
         assert!(!all.contains("hunter2"), "the secret must not be echoed");
     }
 
@@ -348,20 +438,42 @@ mod tests {
     fn every_problem_is_listed_at_once() {
         let bad = GOOD
             .replace("company = \"100\"", "company = \"\"")
-            .replace("url = \"https://mail.corp.example/EWS/Exchange.asmx\"", "url = \"ftp://x\"")
+            .replace(
+                "url = \"https://mail.corp.example/EWS/Exchange.asmx\"",
+                "url = \"ftp://x\"",
+            )
             .replace("username = \"svc-lnsync\"", "");
-        let problems = Config::parse(&bad, Path::new(".")).err().unwrap_or_default();
+        let problems = Config::parse(&bad, Path::new("."))
+            .err()
+            .unwrap_or_default();
         assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems.iter().any(|p| p.ends_with(".company: must not be empty")));
-        assert!(problems.iter().any(|p| p.contains(".exchange.url: scheme ftp")));
-        assert!(problems.iter().any(|p| p.contains(".exchange.username: required")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.ends_with(".company: must not be empty"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(".exchange.url: scheme ftp"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(".exchange.username: required"))
+        );
     }
 
     #[test]
     fn wrong_type_names_the_key_and_line() {
         let bad = GOOD.replace("max_deletions = 50", "max_deletions = \"fifty\"");
-        let problems = Config::parse(&bad, Path::new(".")).err().unwrap_or_default();
-        assert!(problems[0].contains("max_deletions") && problems[0].contains("line"), "{problems:?}");
+        let problems = Config::parse(&bad, Path::new("."))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            problems[0].contains("max_deletions") && problems[0].contains("line"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ use std::sync::Arc;
 /// inject their own.
 pub trait Connector: Send + Sync {
     fn ln(&self, env: &EnvironmentConfig) -> Result<Arc<dyn LnGateway>, String>;
-    fn mailbox(&self, env: &EnvironmentConfig, settings: &Settings) -> Result<Arc<dyn Mailbox>, String>;
+    fn mailbox(
+        &self,
+        env: &EnvironmentConfig,
+        settings: &Settings,
+    ) -> Result<Arc<dyn Mailbox>, String>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +61,9 @@ impl RunReport {
     pub fn has_failures(&self) -> bool {
         self.environments.iter().any(|e| {
             matches!(e.status, EnvironmentStatus::Failed(_))
-                || e.users.iter().any(|u| matches!(u.outcome, RunOutcome::Failed | RunOutcome::Busy))
+                || e.users
+                    .iter()
+                    .any(|u| matches!(u.outcome, RunOutcome::Failed | RunOutcome::Busy))
         })
     }
 
@@ -80,18 +86,32 @@ impl RunReport {
         for env in &self.environments {
             let status = match &env.status {
                 EnvironmentStatus::Ran => String::new(),
-                EnvironmentStatus::Stopped => " — stopped (start it with `lnsync env start`)".to_owned(),
+                EnvironmentStatus::Stopped => {
+                    " — stopped (start it with `lnsync env start`)".to_owned()
+                }
                 EnvironmentStatus::ContactsOff => " — Synchronize Contacts is off in LN".to_owned(),
                 EnvironmentStatus::Failed(e) => format!(" — FAILED: {e}"),
             };
-            let _ = writeln!(out, "environment {} (company {}){status}", env.env, env.company);
+            let _ = writeln!(
+                out,
+                "environment {} (company {}){status}",
+                env.env, env.company
+            );
             if env.users.is_empty() {
                 continue;
             }
             let _ = writeln!(
                 out,
                 "  {:<12} {:<34} {:<9} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5}",
-                "user", "mailbox", "result", "created", "updated", "deleted", "skipped", "errors", "held"
+                "user",
+                "mailbox",
+                "result",
+                "created",
+                "updated",
+                "deleted",
+                "skipped",
+                "errors",
+                "held"
             );
             for u in &env.users {
                 let outcome = match u.outcome {
@@ -134,7 +154,8 @@ pub async fn run_contacts(
     let holder = format!("lnsync-{}", uuid::Uuid::new_v4());
     let mut report = RunReport::default();
     for env in &config.environments {
-        let (status, users) = run_environment(env, &config.sync, store, clock, connector, &holder).await;
+        let (status, users) =
+            run_environment(env, &config.sync, store, clock, connector, &holder).await;
         report.environments.push(EnvironmentReport {
             env: env.id.clone(),
             company: env.company.clone(),
@@ -156,7 +177,12 @@ async fn run_environment(
     match store.environment(&env.id).await {
         Ok(Some(state)) if state.started => {}
         Ok(_) => return (EnvironmentStatus::Stopped, Vec::new()),
-        Err(e) => return (EnvironmentStatus::Failed(format!("state store: {e}")), Vec::new()),
+        Err(e) => {
+            return (
+                EnvironmentStatus::Failed(format!("state store: {e}")),
+                Vec::new(),
+            );
+        }
     }
     // Everything that fails before users run fails each known user, so the report shows who
     // was not synchronized.
@@ -186,8 +212,11 @@ async fn run_environment(
         return (EnvironmentStatus::ContactsOff, Vec::new());
     }
     if settings.exchange_backend == ExchangeBackend::Graph {
-        return fail_all("LN selects the Microsoft Graph backend, which this build does not support yet".to_owned())
-            .await;
+        return fail_all(
+            "LN selects the Microsoft Graph backend, which this build does not support yet"
+                .to_owned(),
+        )
+        .await;
     }
     let users: Vec<SyncUser> = match ln.sync_users().await {
         Ok(u) => u,
@@ -197,8 +226,16 @@ async fn run_environment(
         Ok(m) => m,
         Err(e) => return fail_all(e).await,
     };
-    let sync = ContactSync { env: &env.id, store, clock, options };
-    match sync.run(ln.as_ref(), mailbox.as_ref(), &users, holder).await {
+    let sync = ContactSync {
+        env: &env.id,
+        store,
+        clock,
+        options,
+    };
+    match sync
+        .run(ln.as_ref(), mailbox.as_ref(), &users, holder)
+        .await
+    {
         Ok(runs) => {
             let mut reports: Vec<UserReport> = runs
                 .into_iter()

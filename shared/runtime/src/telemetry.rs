@@ -12,7 +12,9 @@ pub enum LogFormat {
 /// Installs the global subscriber once; later calls are no-ops (tests call it repeatedly).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_env("LNSYNC_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -60,6 +60,9 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
     // elements with children drop their text instead, as SOAP has no mixed content.
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    // Line numbers are counted incrementally: rescanning from the start for every element made
+    // parsing quadratic in the document size.
+    let mut lines = LineCounter::default();
     loop {
         let pos = reader.buffer_position() as usize;
         let (ns, event) = reader
@@ -79,11 +82,11 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                 return Err(XmlError::Malformed("content after the root element".into()));
             }
             Event::Start(e) => {
-                let el = start_element(&e, ns, line_of(input, pos))?;
+                let el = start_element(&e, ns, lines.line_at(input, pos))?;
                 stack.push(el);
             }
             Event::Empty(e) => {
-                let el = start_element(&e, ns, line_of(input, pos))?;
+                let el = start_element(&e, ns, lines.line_at(input, pos))?;
                 attach(&mut stack, &mut root, el);
             }
             Event::End(_) => {
@@ -176,13 +179,25 @@ fn start_element(
     })
 }
 
-fn line_of(input: &str, pos: usize) -> usize {
-    let end = pos.min(input.len());
-    input.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+/// The 1-based line of a byte position, for positions that only move forward.
+#[derive(Default)]
+struct LineCounter {
+    pos: usize,
+    newlines: usize,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, input: &str, pos: usize) -> usize {
+        let end = pos.min(input.len());
+        if end > self.pos {
+            self.newlines += input.as_bytes()[self.pos..end]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            self.pos = end;
+        }
+        self.newlines + 1
+    }
 }
 
 /// Escapes text and attribute values (quotes included, so one function serves both).
