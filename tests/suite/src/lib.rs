@@ -1,1 +1,12 @@
-//! lnsync-tests (placeholder)
+//! lnsync's port contract suites: every implementation of a port runs the very same tests, so
+//! "the SQLite store and the DynamoDB store behave alike" is checked, not hoped.
+//!
+//! - [`contract::store`]: the `StateStore` suite; `run_all(|| async { store })`.
+//! - [`contract::queue`]: the `JobQueue` suite; `run_all(|config| async { queue })`.
+//!
+//! Each suite is a set of public async test functions plus a `CASES` table and a `run_all`
+//! that runs every case on a fresh instance and reports all failures at once. An adapter's
+//! test file wires its implementation with one line per backend.
+
+pub mod contract;
+pub mod harness;
