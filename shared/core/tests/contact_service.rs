@@ -250,3 +250,22 @@ fn held_deletions_wait_for_release() {
         .expect("user state");
     assert!(!state.release_held_deletions, "a release applies once");
 }
+
+#[test]
+fn an_active_user_without_an_email_fails_alone_with_the_reason() {
+    let mut w = World::new(&["a", "b"], 2);
+    w.users[1].email = MailboxAddress::new("");
+    let runs = w.run();
+    assert_eq!(runs[0].counts.created, 2);
+    assert_eq!(runs[1].outcome, RunOutcome::Failed);
+    let error = runs[1]
+        .error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        error.contains("sync user b") && error.contains("no e-mail"),
+        "{error}"
+    );
+    assert_eq!(w.mailbox.calls(&MailboxAddress::new("")).len(), 0);
+}

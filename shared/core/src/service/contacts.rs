@@ -100,9 +100,28 @@ impl ContactSync<'_> {
         users: &[SyncUser],
         holder: &str,
     ) -> Result<Vec<UserRun>, SyncError> {
-        let active: Vec<&SyncUser> = users.iter().filter(|u| u.active).collect();
+        // R4: the mailbox is the user's e-mail in LN; without one there is nothing to address.
+        let (active, unaddressable): (Vec<&SyncUser>, Vec<&SyncUser>) = users
+            .iter()
+            .filter(|u| u.active)
+            .partition(|u| !u.email.as_str().trim().is_empty());
+        let mut runs: Vec<UserRun> = unaddressable
+            .into_iter()
+            .map(|u| UserRun {
+                user: u.user.clone(),
+                mailbox: u.email.clone(),
+                outcome: RunOutcome::Failed,
+                counts: RunCounts::default(),
+                error: Some(SyncError::InvalidUser {
+                    user: u.user.clone(),
+                    reason:
+                        "has no e-mail address in LN (ttaad2141m000), so no mailbox to synchronize"
+                            .into(),
+                }),
+            })
+            .collect();
         if active.is_empty() {
-            return Ok(Vec::new());
+            return Ok(runs);
         }
         let mut from: Option<LnWatermark> = None;
         for user in &active {
@@ -110,11 +129,12 @@ impl ContactSync<'_> {
             from = Some(from.map_or(w, |f| f.min(w)));
         }
         let feed = ContactFeed::read(ln, from.unwrap_or_default()).await?;
-        let runs = futures::stream::iter(active)
+        let synced = futures::stream::iter(active)
             .map(|user| self.run_user(ln, mailbox, user, &feed, holder))
             .buffer_unordered(self.options.user_concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
+        runs.extend(synced);
         Ok(runs)
     }
 

@@ -23,6 +23,12 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("another run holds this user's lease")]
     Busy,
+    /// The LN data of the user can't work, e.g. an active sync user without an e-mail address.
+    #[error("sync user {user}: {reason}")]
+    InvalidUser {
+        user: crate::ids::UserId,
+        reason: String,
+    },
 }
 
 impl Classify for SyncError {
@@ -32,6 +38,7 @@ impl Classify for SyncError {
             SyncError::Mailbox(e) => e.class(),
             SyncError::Store(e) => e.class(),
             SyncError::Busy => ErrorClass::Transient,
+            SyncError::InvalidUser { .. } => ErrorClass::Configuration,
         }
     }
 }
