@@ -168,6 +168,14 @@ pub struct FolderChanges {
     pub more: bool,
 }
 
+/// The "CRM Contacts" folder of a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactFolder {
+    pub id: FolderId,
+    /// Created by this call: it is empty, so there is nothing to look up in it.
+    pub created: bool,
+}
+
 /// One user's Exchange mailbox, reached through EWS or Graph. Implementations batch, honour
 /// throttling hints per mailbox (R37) and map per-item failures to [`ItemError`].
 #[async_trait]
@@ -176,7 +184,7 @@ pub trait Mailbox: Send + Sync {
     async fn ensure_contact_folder(
         &self,
         mailbox: &MailboxAddress,
-    ) -> Result<FolderId, MailboxError>;
+    ) -> Result<ContactFolder, MailboxError>;
 
     /// Items in `folder` carrying any of `stamps` (R10). Implementations may list the folder
     /// when that is cheaper than a restriction per stamp.

@@ -348,17 +348,23 @@ impl Mailbox for MemoryMailbox {
     async fn ensure_contact_folder(
         &self,
         mailbox: &MailboxAddress,
-    ) -> Result<FolderId, MailboxError> {
+    ) -> Result<ContactFolder, MailboxError> {
         let mut data = lock(&self.inner);
         data.call(mailbox, "ensure_folder")?;
         let key = (mailbox.clone(), "CRM Contacts".to_owned());
         if let Some(f) = data.folders.get(&key) {
-            return Ok(f.clone());
+            return Ok(ContactFolder {
+                id: f.clone(),
+                created: false,
+            });
         }
         let seq = data.next();
         let folder = FolderId::new(format!("folder-{seq}"));
         data.folders.insert(key, folder.clone());
-        Ok(folder)
+        Ok(ContactFolder {
+            id: folder,
+            created: true,
+        })
     }
 
     async fn find_stamped_contacts(

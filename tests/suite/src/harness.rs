@@ -887,7 +887,7 @@ mod killing {
         async fn ensure_contact_folder(
             &self,
             mailbox: &MailboxAddress,
-        ) -> Result<FolderId, MailboxError> {
+        ) -> Result<lnsync_core::ports::ContactFolder, MailboxError> {
             self.inner.ensure_contact_folder(mailbox).await
         }
         async fn find_stamped_contacts(

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use lnsync_core::error::{ItemError, MailboxError};
 use lnsync_core::ids::{CrmStamp, ExchangeItemId, ExchangeVersion, FolderId, MailboxAddress};
 use lnsync_core::ports::{
-    ContactUpdate, FolderChange, FolderChanges, FolderCursor, ItemOutcome, ItemRef, Mailbox,
-    NewContact, StampedItem,
+    ContactFolder, ContactUpdate, FolderChange, FolderChanges, FolderCursor, ItemOutcome, ItemRef,
+    Mailbox, NewContact, StampedItem,
 };
 use tokio::time::Instant;
 
@@ -503,9 +503,9 @@ impl Mailbox for EwsMailbox {
     async fn ensure_contact_folder(
         &self,
         mailbox: &MailboxAddress,
-    ) -> Result<FolderId, MailboxError> {
+    ) -> Result<ContactFolder, MailboxError> {
         if let Some(id) = self.find_folder(mailbox).await? {
-            return Ok(id);
+            return Ok(ContactFolder { id, created: false });
         }
         let op = CreateContactsFolder {
             parent: FolderRef::Distinguished(DistinguishedFolder::Contacts),
@@ -516,7 +516,10 @@ impl Mailbox for EwsMailbox {
             return message
                 .folders
                 .first()
-                .map(|f| FolderId::new(f.id.id.clone()))
+                .map(|f| ContactFolder {
+                    id: FolderId::new(f.id.id.clone()),
+                    created: true,
+                })
                 .ok_or_else(|| MailboxError::Protocol {
                     message: "CreateFolder succeeded without a FolderId".to_owned(),
                     source: None,
@@ -527,6 +530,7 @@ impl Mailbox for EwsMailbox {
             return self
                 .find_folder(mailbox)
                 .await?
+                .map(|id| ContactFolder { id, created: false })
                 .ok_or_else(|| MailboxError::Protocol {
                     message: format!(
                         "\"{}\" exists but FindFolder does not return it",

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use lnsync_core::error::{ItemError, MailboxError};
 use lnsync_core::ids::{CrmStamp, ExchangeItemId, ExchangeVersion, FolderId, MailboxAddress};
 use lnsync_core::normalize::ContactFields;
-use lnsync_core::ports::{ContactUpdate, FolderChange, FolderCursor, ItemRef, Mailbox, NewContact};
+use lnsync_core::ports::{
+    ContactFolder, ContactUpdate, FolderChange, FolderCursor, ItemRef, Mailbox, NewContact,
+};
 use lnsync_core::{Classify, ErrorClass};
 use tokio::time::Instant;
 
@@ -192,7 +194,13 @@ async fn every_call_carries_anchor_mailbox_auth_and_impersonation() {
         .ensure_contact_folder(&alice())
         .await
         .expect("folder");
-    assert_eq!(id, FolderId::new("F1"));
+    assert_eq!(
+        id,
+        ContactFolder {
+            id: FolderId::new("F1"),
+            created: false
+        }
+    );
 
     let requests = transport.requests();
     assert_eq!(
@@ -255,7 +263,14 @@ async fn a_missing_folder_is_created_and_a_concurrent_create_is_found_again() {
         .ensure_contact_folder(&alice())
         .await
         .expect("folder");
-    assert_eq!(id, FolderId::new("F2"));
+    // Created by someone else between our find and create: not ours to call fresh.
+    assert_eq!(
+        id,
+        ContactFolder {
+            id: FolderId::new("F2"),
+            created: false
+        }
+    );
     assert_eq!(transport.requests().len(), 3);
 
     let created = ScriptedTransport::new(|_, i| {
@@ -271,7 +286,13 @@ async fn a_missing_folder_is_created_and_a_concurrent_create_is_found_again() {
         .ensure_contact_folder(&alice())
         .await
         .expect("folder");
-    assert_eq!(id, FolderId::new("NEW"));
+    assert_eq!(
+        id,
+        ContactFolder {
+            id: FolderId::new("NEW"),
+            created: true
+        }
+    );
     schema_check::assert_valid(&[transport.bodies(), created.bodies()].concat());
 }
 
@@ -370,7 +391,13 @@ async fn a_server_busy_fault_waits_its_back_off_then_retries() {
         .ensure_contact_folder(&alice())
         .await
         .expect("folder");
-    assert_eq!(id, FolderId::new("F1"));
+    assert_eq!(
+        id,
+        ContactFolder {
+            id: FolderId::new("F1"),
+            created: false
+        }
+    );
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_secs(30) && waited < Duration::from_secs(31),

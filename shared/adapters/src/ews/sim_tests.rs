@@ -112,14 +112,17 @@ async fn contact_lifecycle_against_the_simulator() {
     let alice = addr(ALICE);
 
     // Folder: created once, found afterwards.
-    let folder = mailbox.ensure_contact_folder(&alice).await.expect("folder");
-    assert_eq!(
-        mailbox
-            .ensure_contact_folder(&alice)
-            .await
-            .expect("folder again"),
-        folder
-    );
+    let first = mailbox
+        .ensure_contact_folder(&alice)
+        .await
+        .expect("folder");
+    assert!(first.created);
+    let folder = first.id;
+    let again = mailbox
+        .ensure_contact_folder(&alice)
+        .await
+        .expect("folder again");
+    assert_eq!((again.id, again.created), (folder.clone(), false));
     assert_eq!(sim.count_operation("CreateFolder"), 1);
 
     // 250 creates = 3 CreateItem calls.
@@ -336,7 +339,8 @@ async fn throttling_is_obeyed_per_mailbox_against_the_simulator() {
     let alice_folder = mailbox
         .ensure_contact_folder(&alice)
         .await
-        .expect("alice folder");
+        .expect("alice folder")
+        .id;
     mailbox
         .ensure_contact_folder(&bob)
         .await
@@ -463,7 +467,8 @@ async fn configuration_problems_are_typed_against_the_simulator() {
     let gone = mailbox
         .ensure_contact_folder(&addr(ALICE))
         .await
-        .expect("folder");
+        .expect("folder")
+        .id;
     sim.delete_folder(ALICE, &ews_sim::FolderId(gone.as_str().to_owned()))
         .expect("user deletes the folder");
     let err = mailbox

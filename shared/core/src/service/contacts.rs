@@ -282,6 +282,7 @@ impl ContactSync<'_> {
             counts,
             retry_later: false,
             succeeded: Vec::new(),
+            fresh_folder: false,
         };
         exec.apply(plan).await?;
         if self.options.repair {
@@ -344,6 +345,8 @@ struct Executor<'a, 'b> {
     retry_later: bool,
     /// Keys written successfully, whose old problems are cleared.
     succeeded: Vec<LnKey>,
+    /// This run created the contact folder, so it holds nothing of ours yet.
+    fresh_folder: bool,
 }
 
 impl Executor<'_, '_> {
@@ -363,9 +366,37 @@ impl Executor<'_, '_> {
             .mailbox
             .ensure_contact_folder(self.mailbox_address())
             .await?;
-        self.state.contact_folder = Some(folder.clone());
+        self.fresh_folder = folder.created;
+        self.state.contact_folder = Some(folder.id.clone());
         self.sync.store.put_user_state(self.state).await?;
-        Ok(folder)
+        Ok(folder.id)
+    }
+
+    /// Our stamped items among `stamps`. No request when this run created the folder: it is empty.
+    async fn find_stamped(&mut self, stamps: &[CrmStamp]) -> Result<Vec<StampedItem>, SyncError> {
+        let folder = self.folder().await?;
+        if self.fresh_folder {
+            return Ok(Vec::new());
+        }
+        match self
+            .mailbox
+            .find_stamped_contacts(self.mailbox_address(), &folder, stamps)
+            .await
+        {
+            Err(MailboxError::FolderNotFound { .. }) => {
+                // Deleted in Outlook: find or create it again.
+                self.forget_folder().await?;
+                let folder = self.folder().await?;
+                if self.fresh_folder {
+                    return Ok(Vec::new());
+                }
+                Ok(self
+                    .mailbox
+                    .find_stamped_contacts(self.mailbox_address(), &folder, stamps)
+                    .await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// The folder was deleted in Outlook: forget it so `folder()` finds or creates it again.
@@ -464,25 +495,11 @@ impl Executor<'_, '_> {
     /// Creates are idempotent (R10): items already carrying the stamp (a run that crashed after
     /// its write) are adopted and overwritten instead of duplicated.
     async fn create(&mut self, planned: Vec<PlannedContact>) -> Result<(), SyncError> {
-        let folder = self.folder().await?;
         let stamps: Vec<CrmStamp> = planned
             .iter()
             .map(|p| CrmStamp::contact(self.env(), &p.code))
             .collect();
-        let found = match self
-            .mailbox
-            .find_stamped_contacts(self.mailbox_address(), &folder, &stamps)
-            .await
-        {
-            Err(MailboxError::FolderNotFound { .. }) => {
-                self.forget_folder().await?;
-                let folder = self.folder().await?;
-                self.mailbox
-                    .find_stamped_contacts(self.mailbox_address(), &folder, &stamps)
-                    .await?
-            }
-            other => other?,
-        };
+        let found = self.find_stamped(&stamps).await?;
         let mut existing: HashMap<CrmStamp, Vec<ItemRef>> = HashMap::new();
         for item in found {
             existing.entry(item.stamp).or_default().push(item.item);
@@ -515,15 +532,11 @@ impl Executor<'_, '_> {
 
     /// Create intents whose key no longer qualifies: remove what a crashed create left behind.
     async fn remove_orphans(&mut self, intents: Vec<Link>) -> Result<(), SyncError> {
-        let folder = self.folder().await?;
         let stamps: Vec<CrmStamp> = intents
             .iter()
             .map(|l| CrmStamp::contact(self.env(), &ContactCode::new(l.ln_key.as_str())))
             .collect();
-        let found = self
-            .mailbox
-            .find_stamped_contacts(self.mailbox_address(), &folder, &stamps)
-            .await?;
+        let found = self.find_stamped(&stamps).await?;
         if !found.is_empty() {
             let ids: Vec<ExchangeItemId> = found.into_iter().map(|f| f.item.id).collect();
             for outcome in self
