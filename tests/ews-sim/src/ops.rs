@@ -516,26 +516,25 @@ fn entry_key<'a>(entry: &'a Element, allowed: &[&str], dict: &str) -> Result<&'a
     Ok(key)
 }
 
-fn parse_email_entries(el: &Element) -> Result<BTreeMap<String, String>, String> {
+/// `EmailAddresses` and `PhoneNumbers`: `Entry` elements with a `Key` from `allowed` and text.
+fn parse_text_entries(
+    el: &Element,
+    allowed: &[&str],
+    dict: &str,
+) -> Result<BTreeMap<String, String>, String> {
     let mut m = BTreeMap::new();
     for e in el.children_named("Entry") {
-        m.insert(
-            entry_key(e, &EMAIL_KEYS, "EmailAddresses")?.to_string(),
-            e.text.clone(),
-        );
+        m.insert(entry_key(e, allowed, dict)?.to_string(), e.text.clone());
     }
     Ok(m)
 }
 
+fn parse_email_entries(el: &Element) -> Result<BTreeMap<String, String>, String> {
+    parse_text_entries(el, &EMAIL_KEYS, "EmailAddresses")
+}
+
 fn parse_phone_entries(el: &Element) -> Result<BTreeMap<String, String>, String> {
-    let mut m = BTreeMap::new();
-    for e in el.children_named("Entry") {
-        m.insert(
-            entry_key(e, &PHONE_KEYS, "PhoneNumbers")?.to_string(),
-            e.text.clone(),
-        );
-    }
-    Ok(m)
+    parse_text_entries(el, &PHONE_KEYS, "PhoneNumbers")
 }
 
 fn parse_address_entries(el: &Element) -> Result<BTreeMap<String, PhysicalAddress>, String> {

@@ -179,7 +179,11 @@ async fn scenario_1_first_run_puts_500_contacts_in_crm_contacts_once_each() -> T
     assert_eq!(world.ews.write_calls_for_mailbox(&mb), 6);
     assert!(world.ews.write_calls_for_mailbox(&mb) <= 10);
     // And no read beyond finding the folder: a folder this run created needs no stamp lookup.
-    assert_eq!(world.ews.count_for_mailbox(&mb), 7, "FindFolder + CreateFolder + 5 CreateItem");
+    assert_eq!(
+        world.ews.count_for_mailbox(&mb),
+        7,
+        "FindFolder + CreateFolder + 5 CreateItem"
+    );
     // LN: the change feed is one Contacts read (plus its pages) and one DeletedObjects read.
     let feed = world.ln_gets("100", "Contacts");
     let first_pages = feed

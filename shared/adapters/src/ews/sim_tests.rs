@@ -112,10 +112,7 @@ async fn contact_lifecycle_against_the_simulator() {
     let alice = addr(ALICE);
 
     // Folder: created once, found afterwards.
-    let first = mailbox
-        .ensure_contact_folder(&alice)
-        .await
-        .expect("folder");
+    let first = mailbox.ensure_contact_folder(&alice).await.expect("folder");
     assert!(first.created);
     let folder = first.id;
     let again = mailbox
