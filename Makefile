@@ -18,6 +18,7 @@ run:
 
 test: tools fmt-check clippy
 	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
 
 # xmllint validates every EWS request the client sends against Microsoft's schemas.
 tools:
