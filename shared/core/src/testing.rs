@@ -1,6 +1,6 @@
 //! In-memory port implementations (feature `testing`), small models of LN, Exchange and the
 //! store with the behaviour the service relies on: versions that move on every write, stale
-//! versions rejected, stamps, and injectable crashes. Used by the property tests here and by
+//! versions rejected, stamps, and (with [`CrashingStore`]) crashes between a write and its link. Used by the property tests here and by
 //! other crates' unit tests.
 
 use crate::error::{ItemError, LnError, MailboxError, StoreError};
@@ -544,12 +544,10 @@ impl Mailbox for MemoryMailbox {
 
 // ---------------------------------------------------------------------------------------------
 
-/// A `StateStore` in memory. `crash_after_link_writes` makes the n-th next `put_links` fail, the
-/// way a process dies between an Exchange write and saving its link.
+/// A `StateStore` in memory. Wrap it in [`CrashingStore`] to make link writes fail.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<StoreData>,
-    pub fail_put_links_in: Mutex<Option<u32>>,
 }
 
 #[derive(Debug, Default)]
@@ -565,11 +563,6 @@ struct StoreData {
 }
 
 impl MemoryStore {
-    /// Makes the `n`-th `put_links` from now (1 = the next) fail.
-    pub fn crash_on_put_links(&self, n: u32) {
-        *lock(&self.fail_put_links_in) = Some(n);
-    }
-
     pub fn all_links(&self, env: &EnvironmentId, user: &UserId) -> Vec<Link> {
         lock(&self.inner)
             .links
@@ -665,18 +658,6 @@ impl StateStore for MemoryStore {
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
     async fn put_links(&self, links: &[Link]) -> Result<(), StoreError> {
-        {
-            let mut fail = lock(&self.fail_put_links_in);
-            if let Some(n) = *fail {
-                if n <= 1 {
-                    *fail = None;
-                    return Err(StoreError::Unavailable {
-                        source: "injected crash before the link was saved".into(),
-                    });
-                }
-                *fail = Some(n - 1);
-            }
-        }
         let mut data = lock(&self.inner);
         for l in links {
             data.links.insert(
@@ -838,5 +819,207 @@ impl StateStore for MemoryStore {
             .filter(|p| &p.env == env && &p.user == user)
             .cloned()
             .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Any `StateStore` whose link writes can be made to fail, the way a process dies between an
+/// Exchange write and saving its result (R34). Everything else is passed through.
+#[derive(Debug, Default)]
+pub struct CrashingStore<S> {
+    pub inner: S,
+    /// (link writes left before the crash, count only links to items Exchange holds).
+    armed: Mutex<Option<(u32, bool)>>,
+    crashes: AtomicU64,
+}
+
+impl<S> CrashingStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            armed: Mutex::new(None),
+            crashes: AtomicU64::new(0),
+        }
+    }
+
+    /// Makes the `n`-th `put_links` from now fail (1 = the next). With `written_only`, only
+    /// writes of links to items Exchange already holds count, not the create intents saved
+    /// before a write: "died after Exchange wrote".
+    pub fn crash_on_put_links(&self, n: u32, written_only: bool) {
+        *lock(&self.armed) = Some((n.max(1), written_only));
+    }
+
+    /// Cancels a crash that has not happened yet.
+    pub fn disarm(&self) {
+        *lock(&self.armed) = None;
+    }
+
+    /// How many link writes failed on purpose.
+    pub fn crashes(&self) -> u64 {
+        self.crashes.load(Ordering::SeqCst)
+    }
+
+    fn crash_now(&self, links: &[Link]) -> bool {
+        let mut armed = lock(&self.armed);
+        let Some((left, written_only)) = *armed else {
+            return false;
+        };
+        if links.is_empty() || (written_only && links.iter().any(Link::is_intent)) {
+            return false;
+        }
+        if left > 1 {
+            *armed = Some((left - 1, written_only));
+            return false;
+        }
+        *armed = None;
+        self.crashes.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+}
+
+#[async_trait]
+impl<S: StateStore> StateStore for CrashingStore<S> {
+    async fn environment(
+        &self,
+        env: &EnvironmentId,
+    ) -> Result<Option<EnvironmentState>, StoreError> {
+        self.inner.environment(env).await
+    }
+    async fn environments(&self) -> Result<Vec<EnvironmentState>, StoreError> {
+        self.inner.environments().await
+    }
+    async fn put_environment(&self, state: &EnvironmentState) -> Result<(), StoreError> {
+        self.inner.put_environment(state).await
+    }
+    async fn user_state(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+    ) -> Result<Option<UserState>, StoreError> {
+        self.inner.user_state(env, user).await
+    }
+    async fn user_states(&self, env: &EnvironmentId) -> Result<Vec<UserState>, StoreError> {
+        self.inner.user_states(env).await
+    }
+    async fn put_user_state(&self, state: &UserState) -> Result<(), StoreError> {
+        self.inner.put_user_state(state).await
+    }
+    async fn links(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        keys: &[LnKey],
+    ) -> Result<Vec<Link>, StoreError> {
+        self.inner.links(env, user, kind, keys).await
+    }
+    async fn link_by_exchange_id(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        id: &ExchangeItemId,
+    ) -> Result<Option<Link>, StoreError> {
+        self.inner.link_by_exchange_id(env, user, kind, id).await
+    }
+    async fn link_count(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+    ) -> Result<u64, StoreError> {
+        self.inner.link_count(env, user, kind).await
+    }
+    async fn put_links(&self, links: &[Link]) -> Result<(), StoreError> {
+        if self.crash_now(links) {
+            return Err(StoreError::Unavailable {
+                source: "injected crash before the link was saved".into(),
+            });
+        }
+        self.inner.put_links(links).await
+    }
+    async fn delete_links(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        keys: &[LnKey],
+    ) -> Result<(), StoreError> {
+        self.inner.delete_links(env, user, kind, keys).await
+    }
+    async fn cursor(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: CursorKind,
+    ) -> Result<Option<Cursor>, StoreError> {
+        self.inner.cursor(env, user, kind).await
+    }
+    async fn put_cursor(&self, cursor: &Cursor) -> Result<u64, StoreError> {
+        self.inner.put_cursor(cursor).await
+    }
+    async fn delete_cursor(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: CursorKind,
+    ) -> Result<(), StoreError> {
+        self.inner.delete_cursor(env, user, kind).await
+    }
+    async fn acquire_lease(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .acquire_lease(env, user, kind, holder, now, ttl)
+            .await
+    }
+    async fn release_lease(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: &str,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.release_lease(env, user, kind, holder).await
+    }
+    async fn mark_job_done(
+        &self,
+        job: &JobId,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.mark_job_done(job, now, ttl).await
+    }
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.inner.record_run(run).await
+    }
+    async fn last_runs(&self, env: &EnvironmentId) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.last_runs(env).await
+    }
+    async fn put_problem(&self, problem: &ItemProblem) -> Result<(), StoreError> {
+        self.inner.put_problem(problem).await
+    }
+    async fn clear_problems(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        keys: &[LnKey],
+    ) -> Result<(), StoreError> {
+        self.inner.clear_problems(env, user, kind, keys).await
+    }
+    async fn problems(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+    ) -> Result<Vec<ItemProblem>, StoreError> {
+        self.inner.problems(env, user).await
     }
 }

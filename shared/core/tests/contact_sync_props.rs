@@ -8,7 +8,7 @@ use lnsync_core::ids::*;
 use lnsync_core::model::*;
 use lnsync_core::normalize::ContactFields;
 use lnsync_core::service::{ContactSync, SyncOptions};
-use lnsync_core::testing::{ManualClock, MemoryLn, MemoryMailbox, MemoryStore};
+use lnsync_core::testing::{CrashingStore, ManualClock, MemoryLn, MemoryMailbox, MemoryStore};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
 
@@ -91,7 +91,7 @@ struct World {
     env: EnvironmentId,
     ln: MemoryLn,
     mailbox: MemoryMailbox,
-    store: MemoryStore,
+    store: CrashingStore<MemoryStore>,
     clock: ManualClock,
     options: SyncOptions,
     users: Vec<SyncUser>,
@@ -116,7 +116,7 @@ impl World {
             env: EnvironmentId::new("test"),
             ln: MemoryLn::default(),
             mailbox: MemoryMailbox::default(),
-            store: MemoryStore::default(),
+            store: CrashingStore::new(MemoryStore::default()),
             clock: ManualClock::new(chrono::DateTime::default()),
             options: SyncOptions::default(),
             users,
@@ -177,14 +177,10 @@ impl World {
                 self.check();
             }
             Op::CrashingSync { at } => {
-                self.store.crash_on_put_links(at);
+                self.store.crash_on_put_links(at, false);
                 let _ = self.sync();
                 // A crash that didn't happen (fewer batches than `at`) must not linger.
-                *self
-                    .store
-                    .fail_put_links_in
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                self.store.disarm();
             }
         }
     }
@@ -199,6 +195,7 @@ impl World {
         for (u, user) in self.users.iter().enumerate() {
             let links: HashMap<ContactCode, Link> = self
                 .store
+                .inner
                 .all_links(&self.env, &user.user)
                 .into_iter()
                 .filter(|l| l.kind == LinkKind::Contact)

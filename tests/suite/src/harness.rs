@@ -12,17 +12,13 @@
 //! run; with `CI=true` a missing schema directory (or xmllint) fails the test, elsewhere the
 //! validation is skipped with a printed note.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ews_sim::{EwsSim, ExtendedPropertyKey, StoredItem};
 use ln_sim::model::Contact as LnContact;
 use ln_sim::{CompanySeed, IfMatch, LnSim, RequestKind, Seed, SimConfig};
 use lnsync_adapters::sqlite::SqliteStateStore;
-use lnsync_core::error::StoreError;
-use lnsync_core::ids::{EnvironmentId, JobId, UserId};
-use lnsync_core::model::{
-    Cursor, CursorKind, EnvironmentState, ItemProblem, Link, LinkKind, LnKey, RunRecord, UserState,
-};
+use lnsync_core::ids::{EnvironmentId, UserId};
+use lnsync_core::model::{EnvironmentState, ItemProblem, Link, LinkKind, LnKey, UserState};
 use lnsync_core::ports::{Clock, StateStore, SystemClock};
 use lnsync_runtime::compose::LiveConnector;
 use lnsync_runtime::config::Config;
@@ -30,7 +26,7 @@ use lnsync_runtime::runner::{Connector, EnvironmentReport, RunReport, UserReport
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -651,181 +647,6 @@ impl World {
             );
         }
         Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A store that fails on purpose
-// ---------------------------------------------------------------------------------------------
-
-/// Delegates to a real store, but the `fail_at`-th `put_links` that saves links of written
-/// items (not create intents) fails: "the process died after Exchange wrote, before the link
-/// was saved" (R34, exchange.md §2.8).
-pub struct FailingLinkStore<S> {
-    pub inner: S,
-    pub fail_at: usize,
-    saves: AtomicUsize,
-    pub failed: AtomicUsize,
-}
-
-impl<S> FailingLinkStore<S> {
-    pub fn new(inner: S, fail_at: usize) -> Self {
-        Self {
-            inner,
-            fail_at,
-            saves: AtomicUsize::new(0),
-            failed: AtomicUsize::new(0),
-        }
-    }
-}
-
-#[async_trait]
-impl<S: StateStore> StateStore for FailingLinkStore<S> {
-    async fn environment(
-        &self,
-        env: &EnvironmentId,
-    ) -> Result<Option<EnvironmentState>, StoreError> {
-        self.inner.environment(env).await
-    }
-    async fn environments(&self) -> Result<Vec<EnvironmentState>, StoreError> {
-        self.inner.environments().await
-    }
-    async fn put_environment(&self, state: &EnvironmentState) -> Result<(), StoreError> {
-        self.inner.put_environment(state).await
-    }
-    async fn user_state(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-    ) -> Result<Option<UserState>, StoreError> {
-        self.inner.user_state(env, user).await
-    }
-    async fn user_states(&self, env: &EnvironmentId) -> Result<Vec<UserState>, StoreError> {
-        self.inner.user_states(env).await
-    }
-    async fn put_user_state(&self, state: &UserState) -> Result<(), StoreError> {
-        self.inner.put_user_state(state).await
-    }
-    async fn links(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-        kind: LinkKind,
-        keys: &[LnKey],
-    ) -> Result<Vec<Link>, StoreError> {
-        self.inner.links(env, user, kind, keys).await
-    }
-    async fn link_by_exchange_id(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-        kind: LinkKind,
-        id: &lnsync_core::ids::ExchangeItemId,
-    ) -> Result<Option<Link>, StoreError> {
-        self.inner.link_by_exchange_id(env, user, kind, id).await
-    }
-    async fn link_count(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-        kind: LinkKind,
-    ) -> Result<u64, StoreError> {
-        self.inner.link_count(env, user, kind).await
-    }
-    async fn put_links(&self, links: &[Link]) -> Result<(), StoreError> {
-        if !links.is_empty() && links.iter().all(|l| !l.is_intent()) {
-            let n = self.saves.fetch_add(1, Ordering::SeqCst) + 1;
-            if n == self.fail_at {
-                self.failed.fetch_add(1, Ordering::SeqCst);
-                return Err(StoreError::Unavailable {
-                    source: "injected: the store went away after the Exchange write".into(),
-                });
-            }
-        }
-        self.inner.put_links(links).await
-    }
-    async fn delete_links(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-        kind: LinkKind,
-        keys: &[LnKey],
-    ) -> Result<(), StoreError> {
-        self.inner.delete_links(env, user, kind, keys).await
-    }
-    async fn cursor(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-        kind: CursorKind,
-    ) -> Result<Option<Cursor>, StoreError> {
-        self.inner.cursor(env, user, kind).await
-    }
-    async fn put_cursor(&self, cursor: &Cursor) -> Result<u64, StoreError> {
-        self.inner.put_cursor(cursor).await
-    }
-    async fn delete_cursor(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-        kind: CursorKind,
-    ) -> Result<(), StoreError> {
-        self.inner.delete_cursor(env, user, kind).await
-    }
-    async fn acquire_lease(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-        kind: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .acquire_lease(env, user, kind, holder, now, ttl)
-            .await
-    }
-    async fn release_lease(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-        kind: &str,
-        holder: &str,
-    ) -> Result<(), StoreError> {
-        self.inner.release_lease(env, user, kind, holder).await
-    }
-    async fn mark_job_done(
-        &self,
-        job: &JobId,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        self.inner.mark_job_done(job, now, ttl).await
-    }
-    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        self.inner.record_run(run).await
-    }
-    async fn last_runs(&self, env: &EnvironmentId) -> Result<Vec<RunRecord>, StoreError> {
-        self.inner.last_runs(env).await
-    }
-    async fn put_problem(&self, problem: &ItemProblem) -> Result<(), StoreError> {
-        self.inner.put_problem(problem).await
-    }
-    async fn clear_problems(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-        kind: LinkKind,
-        keys: &[LnKey],
-    ) -> Result<(), StoreError> {
-        self.inner.clear_problems(env, user, kind, keys).await
-    }
-    async fn problems(
-        &self,
-        env: &EnvironmentId,
-        user: &UserId,
-    ) -> Result<Vec<ItemProblem>, StoreError> {
-        self.inner.problems(env, user).await
     }
 }
 

@@ -8,10 +8,11 @@ use ln_sim::model::Contact as LnContact;
 use lnsync_core::ids::{EnvironmentId, UserId};
 use lnsync_core::model::{ProblemKind, RunOutcome};
 use lnsync_core::ports::{StateStore, SystemClock};
+use lnsync_core::testing::CrashingStore;
 use lnsync_runtime::runner::{EnvironmentStatus, run_contacts};
 use lnsync_tests::harness::{
-    FailingLinkStore, KillingConnector, OffsetClock, TestResult, World, contact_code, dead_address,
-    env_report, live_connector, qualifying_contacts, stamp_of, tag_property, user_report,
+    KillingConnector, OffsetClock, TestResult, World, contact_code, dead_address, env_report,
+    live_connector, qualifying_contacts, stamp_of, tag_property, user_report,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -466,16 +467,13 @@ async fn r34_link_write_lost_after_create_is_adopted_by_the_next_run() -> TestRe
     let mb = world.mailbox(0, 0).to_owned();
 
     // The store fails when saving the links of the 3rd batch Exchange created.
-    let failing = FailingLinkStore::new((*world.store).clone(), 3);
+    let failing = CrashingStore::new((*world.store).clone());
+    failing.crash_on_put_links(3, true);
     let report = world
         .run_with(&failing, &SystemClock, &world.connector)
         .await?;
     let alice = user_report(&report, "prod", "alice");
-    assert_eq!(
-        failing.failed.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "the fault fired"
-    );
+    assert_eq!(failing.crashes(), 1, "the fault fired");
     assert_eq!(alice.outcome, RunOutcome::Failed, "{}", report.render());
     assert!(report.has_failures());
     assert_eq!(world.crm_items(&mb).len(), 300);
