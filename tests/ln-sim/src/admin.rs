@@ -64,9 +64,12 @@ pub(crate) fn router() -> Router<AppState> {
 type AdminResult = Result<Response, ODataError>;
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ODataError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ODataError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    Ok(decode(value)?)
+    Ok(decode(json_body(body)?)?)
+}
+
+fn json_body(body: &Bytes) -> Result<Value, ODataError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ODataError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
 fn ok(value: Value) -> AdminResult {
@@ -88,8 +91,7 @@ async fn reset_all(State(state): State<AppState>) -> AdminResult {
 }
 
 async fn seed(State(state): State<AppState>, body: Bytes) -> AdminResult {
-    let mut value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ODataError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    let mut value = json_body(&body)?;
     strip_annotations(&mut value);
     let seed: Seed = decode(value)?;
     state.store.seed(&seed)?;
@@ -216,8 +218,7 @@ async fn put_sync_user(
     Path((company, user)): Path<(String, String)>,
     body: Bytes,
 ) -> AdminResult {
-    let mut value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ODataError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    let mut value = json_body(&body)?;
     value["user"] = json!(user);
     let user: SyncUser = decode(value)?;
     state.store.upsert_sync_user(&company, user)?;
@@ -229,8 +230,7 @@ async fn put_employee(
     Path((company, employee)): Path<(String, String)>,
     body: Bytes,
 ) -> AdminResult {
-    let mut value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ODataError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    let mut value = json_body(&body)?;
     value["employee"] = json!(employee);
     let employee: Employee = decode(value)?;
     state.store.upsert_employee(&company, employee)?;
@@ -242,8 +242,7 @@ async fn put_contact(
     Path((company, key)): Path<(String, String)>,
     body: Bytes,
 ) -> AdminResult {
-    let mut value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ODataError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    let mut value = json_body(&body)?;
     if let Value::Object(map) = &mut value {
         map.retain(|k, _| !k.starts_with('@') && k != "lastModified");
         map.insert("contact".into(), json!(key));
