@@ -214,6 +214,15 @@ struct Tx<'a> {
 }
 
 impl Tx<'_> {
+    /// `data` as a new version written now.
+    fn record<T>(&mut self, data: T) -> Record<T> {
+        Record {
+            data,
+            version: self.inner.bump(),
+            last_modified: self.now,
+        }
+    }
+
     fn data(&mut self) -> Result<&mut CompanyData, StoreError> {
         let company = self.company.clone();
         self.inner.company(&company)
@@ -528,45 +537,28 @@ impl Store {
 
     pub fn set_settings(&self, company: &str, settings: Settings) -> Result<(), StoreError> {
         self.write(company, |tx| {
-            let version = tx.inner.bump();
-            let now = tx.now;
-            tx.data()?.settings = Record {
-                data: settings,
-                version,
-                last_modified: now,
-            };
+            let record = tx.record(settings);
+            tx.data()?.settings = record;
             Ok(())
         })
     }
 
     pub fn upsert_sync_user(&self, company: &str, user: SyncUser) -> Result<(), StoreError> {
         self.write(company, |tx| {
-            let version = tx.inner.bump();
-            let now = tx.now;
-            tx.data()?.sync_users.insert(
-                user.user.clone(),
-                Record {
-                    data: user,
-                    version,
-                    last_modified: now,
-                },
-            );
+            let record = tx.record(user);
+            tx.data()?
+                .sync_users
+                .insert(record.data.user.clone(), record);
             Ok(())
         })
     }
 
     pub fn upsert_employee(&self, company: &str, employee: Employee) -> Result<(), StoreError> {
         self.write(company, |tx| {
-            let version = tx.inner.bump();
-            let now = tx.now;
-            tx.data()?.employees.insert(
-                employee.employee.clone(),
-                Record {
-                    data: employee,
-                    version,
-                    last_modified: now,
-                },
-            );
+            let record = tx.record(employee);
+            tx.data()?
+                .employees
+                .insert(record.data.employee.clone(), record);
             Ok(())
         })
     }
