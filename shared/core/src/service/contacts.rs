@@ -237,6 +237,8 @@ impl ContactSync<'_> {
             // A new user, or one whose mailbox changed: its folder must be found again.
             _ => UserState::new(self.env.clone(), user.user.clone(), user.email.clone()),
         };
+        // Read again now that the lease is held: the read in `run` only chose where the feed
+        // starts, and another run may have moved this cursor before we got the lease.
         let (watermark, revision) = self.watermark(&user.user).await?;
         let (changes, deletions) = feed.for_user(watermark);
 
