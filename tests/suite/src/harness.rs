@@ -1,10 +1,15 @@
 //! End-to-end harness: the LN simulator and the EWS simulator on local ports, a configuration
 //! file and a SQLite store in a temporary directory, and lnsync's real runner in between.
 //!
-//! ```ignore
+//! ```no_run
+//! # use lnsync_tests::harness::{BoxError, World, qualifying_contacts};
+//! # async fn example() -> Result<(), BoxError> {
 //! let world = World::builder().env("prod", "100", 2, qualifying_contacts(50)).start().await?;
 //! let report = world.run().await?;          // every EWS request of the run is XSD-validated
 //! assert_eq!(world.crm_items(world.mailbox(0, 0)).len(), 50);
+//! # let _ = report;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! [`World::run`] clears both simulators' request logs first, so after it the logs hold exactly
