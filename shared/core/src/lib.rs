@@ -1,6 +1,7 @@
 //! lnsync's core: everything about synchronizing Infor LN CRM with Exchange that does not do I/O.
 //!
 //! - [`ids`]: identifier newtypes and the `CrmId` stamp.
+//! - [`calendar`]: the Exchange side of calendar sync (events, keys, times, writes).
 //! - [`model`]: the domain model (environments, settings, users, employees, contacts,
 //!   activities, attendees, links, cursors, jobs, runs, problems).
 //! - [`normalize`]: LN → Exchange field mapping and content hashes.
@@ -12,6 +13,7 @@
 //! - [`secret`]: the redacted `Secret` type.
 //! - `testing` (feature `testing`): in-memory port implementations for tests.
 
+pub mod calendar;
 pub mod error;
 pub mod ids;
 pub mod model;

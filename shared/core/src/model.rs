@@ -405,6 +405,21 @@ pub struct Link {
     pub organizer: Option<MailboxAddress>,
     pub last_error: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// Calendar links only: where the event sits in its series and in time.
+    #[serde(default)]
+    pub event: Option<EventLink>,
+}
+
+/// What a calendar link knows about its event beyond the pair's versions and hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLink {
+    /// Original start of an occurrence or exception (R25); `None` for a single event.
+    pub original_start: Option<DateTime<Utc>>,
+    /// The recurring master's id, for occurrences: a deleted master removes them all.
+    pub series_id: Option<ExchangeItemId>,
+    /// End of the event as last synced: once it is before the window's start the link is
+    /// dropped quietly (R16).
+    pub end: DateTime<Utc>,
 }
 
 /// The LN change-feed position of one user: the largest `lastModified` applied, and the largest

@@ -4,6 +4,7 @@
 //! All traits are object safe (`async_trait`), because the Exchange backend and the store are
 //! chosen at run time from configuration.
 
+use crate::calendar::{CalendarEvent, CreatedEvent, EventRead, EventUpdate, NewEvent};
 use crate::error::{ItemError, LnError, MailboxError, QueueError, StoreError};
 use crate::ids::*;
 use crate::model::*;
@@ -104,6 +105,19 @@ pub trait LnGateway: Send + Sync {
         version: Option<&LnVersion>,
         patch: &AttendeePatch,
     ) -> Result<Attendee, LnError>;
+    /// Adds an attendee line (an attendee added in Exchange, R22/R23); LN assigns the line.
+    async fn add_attendee(
+        &self,
+        activity: &ActivityKey,
+        attendee: &Attendee,
+    ) -> Result<Attendee, LnError>;
+    /// Removes an attendee line (an attendee removed in Exchange).
+    async fn delete_attendee(
+        &self,
+        activity: &ActivityKey,
+        line: u32,
+        version: Option<&LnVersion>,
+    ) -> Result<(), LnError>;
     async fn delete_activity(&self, key: &ActivityKey, version: &LnVersion) -> Result<(), LnError>;
 }
 
@@ -112,7 +126,7 @@ pub trait LnGateway: Send + Sync {
 // ---------------------------------------------------------------------------------------------
 
 /// An Exchange item as lnsync addresses it: its id and the version that a write must name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ItemRef {
     pub id: ExchangeItemId,
     pub version: ExchangeVersion,
@@ -238,6 +252,87 @@ pub trait Mailbox: Send + Sync {
     fn max_batch(&self) -> usize {
         100
     }
+
+    // --- Calendar (R15–R30). Defaults say "unsupported" so a backend can grow into them. ---
+
+    /// Every single event, occurrence and exception of the user's calendar that overlaps
+    /// `window` (EWS FindItem with CalendarView, paged, then GetItem in batches; Graph
+    /// calendarView). Used for the first run, a reset (R38) and the window's new edge.
+    async fn calendar_view(
+        &self,
+        mailbox: &MailboxAddress,
+        window: Window,
+    ) -> Result<Vec<CalendarEvent>, MailboxError> {
+        let _ = (mailbox, window);
+        Err(MailboxError::Unsupported("calendar view"))
+    }
+
+    /// One page of item changes in the calendar folder since `cursor` (all items when
+    /// `None`): singles and recurring masters, ids and versions only (EWS SyncFolderItems).
+    /// An expired cursor gives [`MailboxError::InvalidCursor`] (R38).
+    async fn sync_calendar(
+        &self,
+        mailbox: &MailboxAddress,
+        cursor: Option<&FolderCursor>,
+    ) -> Result<FolderChanges, MailboxError> {
+        let _ = (mailbox, cursor);
+        Err(MailboxError::Unsupported("calendar sync"))
+    }
+
+    /// Reads changed items named by [`Mailbox::sync_calendar`], one outcome per id in order:
+    /// an event, or for a recurring master its occurrences inside `window` (R25).
+    async fn get_events(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+        window: Window,
+    ) -> Result<Vec<ItemOutcome<EventRead>>, MailboxError> {
+        let _ = (mailbox, ids, window);
+        Err(MailboxError::Unsupported("calendar reads"))
+    }
+
+    /// Calendar items carrying any of `stamps` (R10, crash recovery of creates).
+    async fn find_stamped_events(
+        &self,
+        mailbox: &MailboxAddress,
+        stamps: &[CrmStamp],
+    ) -> Result<Vec<StampedItem>, MailboxError> {
+        let _ = (mailbox, stamps);
+        Err(MailboxError::Unsupported("calendar stamp lookup"))
+    }
+
+    /// Creates events in the user's calendar as organizer, sending invitations to the
+    /// attendees (R18). At most [`Mailbox::max_batch`] per call.
+    async fn create_events(
+        &self,
+        mailbox: &MailboxAddress,
+        events: &[NewEvent],
+    ) -> Result<Vec<ItemOutcome<CreatedEvent>>, MailboxError> {
+        let _ = (mailbox, events);
+        Err(MailboxError::Unsupported("calendar writes"))
+    }
+
+    /// Overwrites events by version; a stale version gives [`ItemError::Conflict`]
+    /// (EWS `ErrorIrresolvableConflict`, Graph 412).
+    async fn update_events(
+        &self,
+        mailbox: &MailboxAddress,
+        updates: &[EventUpdate],
+    ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
+        let _ = (mailbox, updates);
+        Err(MailboxError::Unsupported("calendar writes"))
+    }
+
+    /// Cancels meetings the user organizes, sending cancellations (R29), or deletes plain
+    /// appointments. Already-gone items give [`ItemError::NotFound`].
+    async fn cancel_events(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+    ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
+        let _ = (mailbox, ids);
+        Err(MailboxError::Unsupported("calendar writes"))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +373,30 @@ pub trait StateStore: Send + Sync {
         kind: LinkKind,
         id: &ExchangeItemId,
     ) -> Result<Option<Link>, StoreError>;
+    /// Every link of (user, kind). For full re-reads (R38) and the daily window roll (R16)
+    /// only; incremental runs use keyed lookups.
+    async fn all_links(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+    ) -> Result<Vec<Link>, StoreError>;
+    /// Links whose `ical_uid` is `uid` (a series' occurrences, or one meeting, R24/R25).
+    async fn links_by_ical_uid(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        uid: &IcalUid,
+    ) -> Result<Vec<Link>, StoreError>;
+    /// Links whose `event.series_id` is `series` (a deleted recurring master, R25).
+    async fn links_by_series(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        series: &ExchangeItemId,
+    ) -> Result<Vec<Link>, StoreError>;
     async fn link_count(
         &self,
         env: &EnvironmentId,

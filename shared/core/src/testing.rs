@@ -197,6 +197,17 @@ impl LnGateway for MemoryLn {
             "activities are not modelled by MemoryLn".into(),
         ))
     }
+    async fn add_attendee(&self, _: &ActivityKey, _: &Attendee) -> Result<Attendee, LnError> {
+        Err(LnError::Configuration("TODO add_attendee".into()))
+    }
+    async fn delete_attendee(
+        &self,
+        _: &ActivityKey,
+        _: u32,
+        _: Option<&LnVersion>,
+    ) -> Result<(), LnError> {
+        Err(LnError::Configuration("TODO delete_attendee".into()))
+    }
     async fn delete_activity(&self, _: &ActivityKey, _: &LnVersion) -> Result<(), LnError> {
         Err(LnError::Configuration(
             "activities are not modelled by MemoryLn".into(),
@@ -644,6 +655,57 @@ impl StateStore for MemoryStore {
             .find(|l| &l.env == env && &l.user == user && l.kind == kind && &l.exchange_id == id)
             .cloned())
     }
+    async fn all_links(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+    ) -> Result<Vec<Link>, StoreError> {
+        Ok(lock(&self.inner)
+            .links
+            .values()
+            .filter(|l| &l.env == env && &l.user == user && l.kind == kind)
+            .cloned()
+            .collect())
+    }
+    async fn links_by_ical_uid(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        uid: &IcalUid,
+    ) -> Result<Vec<Link>, StoreError> {
+        Ok(lock(&self.inner)
+            .links
+            .values()
+            .filter(|l| {
+                &l.env == env
+                    && &l.user == user
+                    && l.kind == kind
+                    && l.ical_uid.as_ref() == Some(uid)
+            })
+            .cloned()
+            .collect())
+    }
+    async fn links_by_series(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        series: &ExchangeItemId,
+    ) -> Result<Vec<Link>, StoreError> {
+        Ok(lock(&self.inner)
+            .links
+            .values()
+            .filter(|l| {
+                &l.env == env
+                    && &l.user == user
+                    && l.kind == kind
+                    && l.event.as_ref().and_then(|e| e.series_id.as_ref()) == Some(series)
+            })
+            .cloned()
+            .collect())
+    }
     async fn link_count(
         &self,
         env: &EnvironmentId,
@@ -922,6 +984,32 @@ impl<S: StateStore> StateStore for CrashingStore<S> {
         id: &ExchangeItemId,
     ) -> Result<Option<Link>, StoreError> {
         self.inner.link_by_exchange_id(env, user, kind, id).await
+    }
+    async fn all_links(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+    ) -> Result<Vec<Link>, StoreError> {
+        self.inner.all_links(env, user, kind).await
+    }
+    async fn links_by_ical_uid(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        uid: &IcalUid,
+    ) -> Result<Vec<Link>, StoreError> {
+        self.inner.links_by_ical_uid(env, user, kind, uid).await
+    }
+    async fn links_by_series(
+        &self,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        series: &ExchangeItemId,
+    ) -> Result<Vec<Link>, StoreError> {
+        self.inner.links_by_series(env, user, kind, series).await
     }
     async fn link_count(
         &self,

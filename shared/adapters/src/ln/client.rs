@@ -707,6 +707,17 @@ impl LnGateway for LnClient {
         }
     }
 
+    async fn add_attendee(&self, _: &ActivityKey, _: &Attendee) -> Result<Attendee, LnError> {
+        Err(LnError::Configuration("TODO add_attendee".into()))
+    }
+    async fn delete_attendee(
+        &self,
+        _: &ActivityKey,
+        _: u32,
+        _: Option<&LnVersion>,
+    ) -> Result<(), LnError> {
+        Err(LnError::Configuration("TODO delete_attendee".into()))
+    }
     async fn delete_activity(&self, key: &ActivityKey, version: &LnVersion) -> Result<(), LnError> {
         self.write(
             Method::DELETE,

@@ -166,6 +166,8 @@ fn link_from_row(row: &Row<'_>) -> rusqlite::Result<Link> {
         organizer: row.get::<_, Option<String>>(12)?.map(MailboxAddress::new),
         last_error: row.get(13)?,
         updated_at: row.get::<_, Ts>(14)?.0,
+        // TODO(calendar store): persist `event` (own helper finishes this).
+        event: None,
     })
 }
 
@@ -396,6 +398,41 @@ impl StateStore for SqliteStateStore {
                 .optional()
         })
         .await
+    }
+
+    async fn all_links(
+        &self,
+        _env: &EnvironmentId,
+        _user: &UserId,
+        _kind: LinkKind,
+    ) -> Result<Vec<Link>, StoreError> {
+        Err(StoreError::Corrupt {
+            message: "TODO all_links".into(),
+        })
+    }
+
+    async fn links_by_ical_uid(
+        &self,
+        _env: &EnvironmentId,
+        _user: &UserId,
+        _kind: LinkKind,
+        _uid: &IcalUid,
+    ) -> Result<Vec<Link>, StoreError> {
+        Err(StoreError::Corrupt {
+            message: "TODO links_by_ical_uid".into(),
+        })
+    }
+
+    async fn links_by_series(
+        &self,
+        _env: &EnvironmentId,
+        _user: &UserId,
+        _kind: LinkKind,
+        _series: &ExchangeItemId,
+    ) -> Result<Vec<Link>, StoreError> {
+        Err(StoreError::Corrupt {
+            message: "TODO links_by_series".into(),
+        })
     }
 
     async fn link_count(

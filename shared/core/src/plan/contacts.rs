@@ -249,6 +249,7 @@ mod tests {
             organizer: None,
             last_error: None,
             updated_at: t(0),
+            event: None,
         }
     }
 

@@ -425,6 +425,7 @@ impl Executor<'_, '_> {
             organizer: None,
             last_error: None,
             updated_at: self.sync.clock.now(),
+            event: None,
         }
     }
 

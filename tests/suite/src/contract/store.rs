@@ -124,6 +124,7 @@ fn link(e: &str, u: &str, kind: LinkKind, k: &str) -> Link {
         organizer: Some(MailboxAddress::new("Organizer@Example.com")),
         last_error: Some("ErrorQuotaExceeded".to_owned()),
         updated_at: at(0),
+        event: None,
     }
 }
 
