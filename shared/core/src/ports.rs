@@ -98,13 +98,17 @@ pub trait LnGateway: Send + Sync {
         version: &LnVersion,
         patch: &ActivityPatch,
     ) -> Result<Activity, LnError>;
+    /// `If-Match: version` (`*` when `None`); stale gives [`LnError::PreconditionFailed`].
+    /// Returns the line as written and the parent activity's version after the write (an
+    /// attendee change moves it), or `None` when LN did not report it: the caller's activity
+    /// version is then stale, which costs a 412 and a re-read on its next activity write.
     async fn update_attendee(
         &self,
         activity: &ActivityKey,
         line: u32,
         version: Option<&LnVersion>,
         patch: &AttendeePatch,
-    ) -> Result<Attendee, LnError>;
+    ) -> Result<(Attendee, Option<LnVersion>), LnError>;
     /// Adds an attendee line (an attendee added in Exchange, R22/R23); LN assigns the line.
     async fn add_attendee(
         &self,

@@ -10,9 +10,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::faults::FaultRule;
+use crate::meetings::Response as MeetingResponse;
 use crate::model::ItemId;
 use crate::seed::{Seed, SeedContact, resolve_named};
 use crate::sim::SimHandle;
+use crate::sim_calendar::{EventEdit, NewEvent};
 
 pub fn routes() -> Router<SimHandle> {
     Router::new()
@@ -33,6 +35,17 @@ pub fn routes() -> Router<SimHandle> {
             delete(user_delete_item).put(user_replace_contact),
         )
         .route("/_sim/throttled/{smtp}", get(throttled))
+        .route("/_sim/mailboxes/{smtp}/events", post(create_event))
+        .route(
+            "/_sim/mailboxes/{smtp}/events/{id}",
+            axum::routing::patch(edit_event).delete(delete_event),
+        )
+        .route(
+            "/_sim/mailboxes/{smtp}/events/{id}/respond",
+            post(respond_event),
+        )
+        .route("/_sim/mailboxes/{smtp}/calendar", get(calendar))
+        .route("/_sim/clock", get(clock).post(move_clock))
 }
 
 fn error(status: StatusCode, e: impl std::fmt::Display) -> Response {
@@ -224,4 +237,114 @@ async fn throttled(
         .map(|(t, ms)| json!({ "time": t, "back_off_ms": ms }))
         .collect();
     Json(json!({ "mailbox": smtp, "throttled": list }))
+}
+
+fn sim_error(e: crate::error::SimError) -> Response {
+    use crate::error::SimError as E;
+    let status = match e {
+        E::InvalidEvent(_) | E::InvalidSeed(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::NOT_FOUND,
+    };
+    error(status, e)
+}
+
+async fn create_event(
+    State(h): State<SimHandle>,
+    Path(smtp): Path<String>,
+    Json(ev): Json<NewEvent>,
+) -> Response {
+    match h.user_create_event(&smtp, ev) {
+        Ok(c) => (StatusCode::CREATED, Json(c)).into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
+async fn edit_event(
+    State(h): State<SimHandle>,
+    Path((smtp, id)): Path<(String, String)>,
+    Json(edit): Json<EventEdit>,
+) -> Response {
+    match h.user_edit_event(&smtp, &ItemId(id), edit) {
+        Ok(ck) => Json(json!({ "change_key": ck })).into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct SendQuery {
+    #[serde(default)]
+    send: Option<bool>,
+}
+
+async fn delete_event(
+    State(h): State<SimHandle>,
+    Path((smtp, id)): Path<(String, String)>,
+    Query(q): Query<SendQuery>,
+) -> Response {
+    match h.user_delete_event(&smtp, &ItemId(id), q.send.unwrap_or(true)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RespondBody {
+    response: MeetingResponse,
+    #[serde(default)]
+    send: Option<bool>,
+}
+
+async fn respond_event(
+    State(h): State<SimHandle>,
+    Path((smtp, id)): Path<(String, String)>,
+    Json(b): Json<RespondBody>,
+) -> Response {
+    match h.user_respond(&smtp, &ItemId(id), b.response, b.send.unwrap_or(true)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct WindowQuery {
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+}
+
+async fn calendar(
+    State(h): State<SimHandle>,
+    Path(smtp): Path<String>,
+    Query(q): Query<WindowQuery>,
+) -> Response {
+    match h.calendar_view(&smtp, q.start, q.end) {
+        Ok(events) => Json(json!({ "mailbox": smtp, "events": events })).into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
+async fn clock(State(h): State<SimHandle>) -> Json<serde_json::Value> {
+    Json(json!({ "now": h.now() }))
+}
+
+/// `{"advance_secs": n}` moves the clock by n seconds; `{"now": "…"}` sets it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    #[serde(default)]
+    advance_secs: Option<i64>,
+    #[serde(default)]
+    now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn move_clock(
+    State(h): State<SimHandle>,
+    Json(b): Json<ClockBody>,
+) -> Json<serde_json::Value> {
+    if let Some(t) = b.now {
+        h.set_clock(t);
+    }
+    if let Some(s) = b.advance_secs {
+        h.advance_clock(chrono::TimeDelta::seconds(s));
+    }
+    Json(json!({ "now": h.now() }))
 }

@@ -24,6 +24,8 @@ pub enum SimError {
     NoSuchItem(String),
     #[error("invalid seed: {0}")]
     InvalidSeed(String),
+    #[error("invalid calendar action: {0}")]
+    InvalidEvent(String),
     #[error("cannot bind or serve: {0}")]
     Io(#[from] std::io::Error),
     #[error("seed file is not valid JSON: {0}")]

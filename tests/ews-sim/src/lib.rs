@@ -9,14 +9,18 @@
 //!   mailboxes, acts as "the user in Outlook", injects faults and reads the request log.
 //! - [`server`]: the HTTP endpoint `POST /EWS/Exchange.asmx`: auth, impersonation,
 //!   X-AnchorMailbox, back-off enforcement, fault injection, dispatch, logging.
+//! - [`sim_calendar`]: `SimHandle` calendar actions (the user in Outlook) and the clock.
 //! - [`admin`]: the `/_sim/` admin HTTP API (health, reset, seed, state, faults, requests…).
 //! - [`soap`]: request envelope reading, response envelopes and SOAP faults.
 //! - [`ops`]: the operations (CreateFolder, FindFolder, GetFolder, DeleteFolder, CreateItem,
 //!   GetItem, UpdateItem, DeleteItem, FindItem, SyncFolderItems).
 //! - [`restriction`]: FindItem/FindFolder search expressions.
 //! - [`render`]: property paths, response shapes and schema-ordered XML for items and folders.
-//! - [`model`]: ids, ChangeKeys, extended-property keys, `Item`/`ItemKind` (contacts now,
-//!   calendar items next), folders.
+//! - [`model`]: ids (incl. occurrence ids), ChangeKeys, extended-property keys,
+//!   `Item`/`ItemKind` (contacts, calendar items), folders.
+//! - [`calendar`]: the calendar item model, Windows→IANA zones, recurrence expansion.
+//! - [`calendar_xml`]: reading/writing `t:CalendarItem` and applying calendar updates.
+//! - [`meetings`]: what crosses mailboxes: invitations, updates, cancellations, responses.
 //! - [`store`]: mailboxes and their folders/items with a global change sequence.
 //! - [`state`]: everything behind the lock, incl. SyncStates and back-off windows.
 //! - [`faults`], [`log`], [`config`], [`seed`]: fault rules, request records, configuration,
@@ -25,10 +29,13 @@
 //! - [`xml`]: a namespace-resolved DOM over quick-xml and output escaping.
 
 pub mod admin;
+pub mod calendar;
+pub mod calendar_xml;
 pub mod config;
 pub mod error;
 pub mod faults;
 pub mod log;
+pub mod meetings;
 pub mod model;
 pub mod ops;
 pub mod render;
@@ -38,20 +45,27 @@ pub mod schema_order;
 pub mod seed;
 pub mod server;
 pub mod sim;
+pub mod sim_calendar;
 pub mod soap;
 pub mod state;
 pub mod store;
 pub mod xml;
 
+pub use calendar::{
+    Attendee, CalendarItem, ModifiedOccurrence, Pattern, Range, Recipient, Recurrence,
+};
 pub use config::{Credential, SimConfig};
 pub use error::{SchemaError, SchemaViolation, SimError};
 pub use faults::{FaultAction, FaultRule};
 pub use log::{AuthKind, RequestRecord};
+pub use meetings::Response;
 pub use model::{
     Body, ChangeKey, Contact, DistinguishedFolder, ExtendedPropertyKey, ExtendedValue, Folder,
     FolderId, Item, ItemId, ItemKind, PhysicalAddress, PropertyRef, StoredItem,
 };
+pub use model::{make_occurrence_id, parse_occurrence_id};
 pub use seed::{Seed, SeedContact, SeedReport};
 pub use server::EWS_PATH;
 pub use sim::{EwsSim, SimHandle};
+pub use sim_calendar::{CreatedEvent, EventEdit, EventInstance, NewEvent};
 pub use store::FolderRef;

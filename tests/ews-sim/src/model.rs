@@ -1,5 +1,5 @@
-//! The mailbox data model: ids, extended-property keys, items (an enum so calendar items slot
-//! in next to contacts) and folders.
+//! The mailbox data model: ids (incl. occurrence ids), extended-property keys, items (contacts
+//! and calendar items) and folders.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::calendar::CalendarItem;
 
 /// Opaque item id, shaped like Exchange's (base64 of a binary entry id, starting `AAMk`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -38,7 +40,39 @@ display_newtype!(ItemId, FolderId, ChangeKey);
 const ID_MAGIC: &[u8] = &[0x00, 0x03, 0x24, b's', b'i', b'm'];
 pub(crate) const KIND_ITEM: u8 = 1;
 pub(crate) const KIND_FOLDER: u8 = 2;
+/// Occurrence ids: the master's id bytes plus the original start, so an occurrence id stays
+/// valid as long as its series has that occurrence (as Exchange's do).
+pub(crate) const KIND_OCCURRENCE: u8 = 3;
 const ID_LEN: usize = ID_MAGIC.len() + 1 + 8 + 8;
+const OCC_LEN: usize = ID_LEN + 8;
+
+/// The id of one occurrence (or exception) of a recurring master.
+pub fn make_occurrence_id(master: &ItemId, original_start: DateTime<Utc>) -> ItemId {
+    let mut bytes = B64.decode(master.as_str()).unwrap_or_default();
+    if bytes.len() != ID_LEN {
+        bytes.resize(ID_LEN, 0);
+    }
+    bytes[ID_MAGIC.len()] = KIND_OCCURRENCE;
+    bytes.extend_from_slice(&original_start.timestamp().to_be_bytes());
+    ItemId(B64.encode(bytes))
+}
+
+/// Splits an occurrence id into its master id and original start.
+pub fn parse_occurrence_id(id: &str) -> Option<(ItemId, DateTime<Utc>)> {
+    let mut bytes = B64.decode(id).ok()?;
+    if bytes.len() != OCC_LEN
+        || !bytes.starts_with(ID_MAGIC)
+        || bytes[ID_MAGIC.len()] != KIND_OCCURRENCE
+    {
+        return None;
+    }
+    let mut secs = [0u8; 8];
+    secs.copy_from_slice(&bytes[ID_LEN..]);
+    let start = DateTime::<Utc>::from_timestamp(i64::from_be_bytes(secs), 0)?;
+    bytes.truncate(ID_LEN);
+    bytes[ID_MAGIC.len()] = KIND_ITEM;
+    Some((ItemId(B64.encode(bytes)), start))
+}
 
 pub(crate) fn make_id(kind: u8, counter: u64) -> String {
     let mut bytes = Vec::with_capacity(ID_LEN);
@@ -468,25 +502,30 @@ impl Contact {
     }
 }
 
-/// What kind of item this is. Contacts today; `CalendarItem` (with meetings, attendees and
-/// recurrence) is the next variant, rendered by its own arm in `render` and parsed in `ops`.
+/// What kind of item this is: a contact or a calendar item (appointments, meetings, series).
+// The calendar variant is boxed (it is the larger one); boxing Contact as well would only
+// churn every contact code path for a test simulator's memory, hence the allow.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ItemKind {
     Contact(Contact),
+    Calendar(Box<CalendarItem>),
 }
 
 impl ItemKind {
-    /// Element name in `t:Items` (`Contact`, later `CalendarItem`).
+    /// Element name in `t:Items` (`Contact`, `CalendarItem`).
     pub fn element_name(&self) -> &'static str {
         match self {
             ItemKind::Contact(_) => "Contact",
+            ItemKind::Calendar(_) => "CalendarItem",
         }
     }
 
     pub fn item_class(&self) -> &'static str {
         match self {
             ItemKind::Contact(_) => "IPM.Contact",
+            ItemKind::Calendar(_) => "IPM.Appointment",
         }
     }
 }
@@ -522,15 +561,40 @@ impl Item {
         self.extended_properties.get(key)
     }
 
+    pub fn calendar(cal: CalendarItem) -> Self {
+        Item {
+            subject: None,
+            body: None,
+            extended_properties: BTreeMap::new(),
+            kind: ItemKind::Calendar(Box::new(cal)),
+        }
+    }
+
     pub fn as_contact(&self) -> Option<&Contact> {
         match &self.kind {
             ItemKind::Contact(c) => Some(c),
+            ItemKind::Calendar(_) => None,
         }
     }
 
     pub fn as_contact_mut(&mut self) -> Option<&mut Contact> {
         match &mut self.kind {
             ItemKind::Contact(c) => Some(c),
+            ItemKind::Calendar(_) => None,
+        }
+    }
+
+    pub fn as_calendar(&self) -> Option<&CalendarItem> {
+        match &self.kind {
+            ItemKind::Calendar(c) => Some(c),
+            ItemKind::Contact(_) => None,
+        }
+    }
+
+    pub fn as_calendar_mut(&mut self) -> Option<&mut CalendarItem> {
+        match &mut self.kind {
+            ItemKind::Calendar(c) => Some(c),
+            ItemKind::Contact(_) => None,
         }
     }
 }

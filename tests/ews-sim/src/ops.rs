@@ -4,10 +4,21 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
+
+use crate::calendar::{Recipient, new_uid};
+use crate::calendar_xml::{
+    CalError, apply_calendar_field, apply_item_field_on_calendar, exception_from,
+    finish_calendar_update, parse_calendar_item,
+};
+use crate::meetings::{
+    Notify, Response, cancel_meeting, delete_occurrence, deliver, expand_calendar, instance_item,
+    mark_sent, resolve_occurrence, respond,
+};
 use crate::model::{
     ADDRESS_KEYS, ADDRESS_PARTS, Body, CONTACT_STRING_FIELDS, ChangeKey, Contact, EMAIL_KEYS,
     ExtendedPropertyKey, ExtendedValue, Item, ItemId, ItemKind, KIND_ITEM, PHONE_KEYS,
-    PhysicalAddress, is_well_formed_id,
+    PhysicalAddress, StoredItem, is_well_formed_id, parse_occurrence_id,
 };
 use crate::render::{
     FieldPath, Shape, folder_values, item_id_el, item_values, render_folder, render_item,
@@ -24,6 +35,10 @@ pub struct OpCtx<'a> {
     pub mailbox: &'a str,
     /// Injected per-item errors: input index → (ResponseCode, MessageText).
     pub item_faults: &'a BTreeMap<usize, (String, String)>,
+    /// `RequestServerVersion/@Version` (which elements the answer may carry).
+    pub server_version: Option<&'a str>,
+    /// `TimeZoneContext` zone id: how un-offset times in the request are read.
+    pub time_zone_context: Option<&'a str>,
 }
 
 /// The `m:…Response` element and the per-item ResponseCodes, for the log.
@@ -166,6 +181,24 @@ fn message_for(code: &str) -> &'static str {
             "Synchronization state data is corrupt or otherwise invalid."
         }
         "ErrorSyncFolderNotFound" => "The specified folder could not be found in the store.",
+        "ErrorCalendarViewRangeTooBig" => {
+            "The calendar view range exceeds the maximum of two years."
+        }
+        "ErrorCalendarEndDateIsEarlierThanStartDate" => "EndDate is earlier than StartDate",
+        "ErrorCalendarFolderIsInvalidForCalendarView" => {
+            "A calendar view can only be used on a calendar folder."
+        }
+        "ErrorInvalidRestriction" => "Restrictions are not supported with a calendar view.",
+        "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange" => {
+            "The occurrence index is out of the recurrence range."
+        }
+        "ErrorCalendarOccurrenceIsDeletedFromRecurrence" => {
+            "The occurrence was deleted from the recurrence."
+        }
+        "ErrorCalendarCannotUseIdForRecurringMasterId" => {
+            "The Id is not the id of a recurring master."
+        }
+        "ErrorCalendarCannotUseIdForOccurrenceId" => "The Id is not the id of an occurrence.",
         "ErrorInternalServerTransientError" => {
             "An internal server error occurred. Try again later."
         }
@@ -488,7 +521,9 @@ fn paginate<'a, T>(all: &'a [T], view: Option<&View>) -> (&'a [T], String) {
 // ---------------------------------------------------------------- items: parsing
 
 /// Reads a `t:ExtendedProperty` element into key and value.
-fn parse_extended_property(el: &Element) -> Result<(ExtendedPropertyKey, ExtendedValue), String> {
+pub(crate) fn parse_extended_property(
+    el: &Element,
+) -> Result<(ExtendedPropertyKey, ExtendedValue), String> {
     let uri = el
         .child("ExtendedFieldURI")
         .ok_or("ExtendedProperty requires ExtendedFieldURI")?;
@@ -568,17 +603,53 @@ fn parse_address_entries(el: &Element) -> Result<BTreeMap<String, PhysicalAddres
 enum ItemParseError {
     /// Request-level schema violation (SOAP fault).
     Schema(String),
-    /// Item type the sim does not model yet (per-item error).
-    Unsupported(String),
+    /// Per-item error with its ResponseCode (unsupported type, invalid calendar data…).
+    Item(&'static str, String),
 }
 
-/// Parses `t:Contact` (the place to add `t:CalendarItem`), checking XSD element order.
+/// What one element of `m:Items` asks for (short-lived, one per request item: size is moot).
+#[allow(clippy::large_enum_variant)]
+enum Creation {
+    Item(Item),
+    /// `t:AcceptItem` / `t:TentativelyAcceptItem` / `t:DeclineItem` with its ReferenceItemId.
+    Respond(Response, IdRef),
+}
+
+fn parse_creation(el: &Element, tz_context: Option<&str>) -> Result<Creation, ItemParseError> {
+    let response = match el.name.as_str() {
+        "AcceptItem" => Some(Response::Accept),
+        "TentativelyAcceptItem" => Some(Response::Tentative),
+        "DeclineItem" => Some(Response::Decline),
+        _ => None,
+    };
+    if let Some(response) = response {
+        let reference = el.child("ReferenceItemId").ok_or_else(|| {
+            ItemParseError::Schema(format!("{} requires ReferenceItemId", el.name))
+        })?;
+        let r = id_ref(reference).map_err(|f| ItemParseError::Schema(f.message))?;
+        return Ok(Creation::Respond(response, r));
+    }
+    if el.name == "CalendarItem" {
+        return parse_calendar_item(el, tz_context)
+            .map(Creation::Item)
+            .map_err(|e| match e {
+                CalError::Schema(m) => ItemParseError::Schema(m),
+                CalError::Item(c, m) => ItemParseError::Item(c, m),
+            });
+    }
+    parse_item(el).map(Creation::Item)
+}
+
+/// Parses `t:Contact`, checking XSD element order.
 fn parse_item(el: &Element) -> Result<Item, ItemParseError> {
     if el.name != "Contact" {
-        return Err(ItemParseError::Unsupported(format!(
-            "The simulator does not support creating {} items yet.",
-            el.name
-        )));
+        return Err(ItemParseError::Item(
+            "ErrorInvalidItemForOperationCreateItem",
+            format!(
+                "The simulator does not support creating {} items yet.",
+                el.name
+            ),
+        ));
     }
     let order: Vec<&str> = ITEM_ORDER
         .iter()
@@ -634,40 +705,132 @@ fn parse_item(el: &Element) -> Result<Item, ItemParseError> {
     Ok(item)
 }
 
-/// An `t:ItemId` (or another BaseItemId) from a request.
+/// An `t:ItemId`, `t:OccurrenceItemId` or `t:RecurringMasterItemId` from a request.
 struct IdRef {
     element: String,
+    /// `Id`, `RecurringMasterId` (occurrence by index) or `OccurrenceId` (its master).
     id: String,
     change_key: Option<String>,
+    /// `InstanceIndex` of an OccurrenceItemId.
+    index: Option<String>,
 }
 
 fn id_ref(el: &Element) -> Result<IdRef, OpFault> {
+    let id = match el.name.as_str() {
+        "OccurrenceItemId" => el.attr("RecurringMasterId"),
+        "RecurringMasterItemId" => el.attr("OccurrenceId"),
+        _ => el.attr("Id"),
+    };
+    let index = el.attr("InstanceIndex").map(str::to_string);
+    if el.name == "OccurrenceItemId" && index.is_none() {
+        return Err(OpFault::schema("OccurrenceItemId requires InstanceIndex"));
+    }
     Ok(IdRef {
         element: el.name.clone(),
-        id: el
-            .attr("Id")
-            .or_else(|| el.attr("RecurringMasterId"))
-            .ok_or_else(|| OpFault::schema(format!("{} requires an Id attribute", el.name)))?
+        id: id
+            .ok_or_else(|| OpFault::schema(format!("{} requires its id attribute", el.name)))?
             .to_string(),
         change_key: el.attr("ChangeKey").map(str::to_string),
+        index,
     })
 }
 
-/// Finds an item, with the response code Exchange uses when it cannot.
-fn lookup<'m>(mb: &'m Mailbox, r: &IdRef) -> Result<&'m crate::model::StoredItem, &'static str> {
-    if r.element != "ItemId" {
-        // OccurrenceItemId & co. arrive with calendar support.
-        return Err("ErrorInvalidIdMalformed");
+/// What an id names: a stored item, or one occurrence/exception of a stored series.
+enum Target<'m> {
+    Item(&'m StoredItem),
+    Occurrence {
+        master: &'m StoredItem,
+        original: DateTime<Utc>,
+        index: u32,
+    },
+}
+
+impl<'m> Target<'m> {
+    /// The stored item a write goes to (the master for an occurrence).
+    fn stored(&self) -> &'m StoredItem {
+        match self {
+            Target::Item(st) => st,
+            Target::Occurrence { master, .. } => master,
+        }
     }
-    if r.id.is_empty() {
+
+    /// The item as EWS shows it (an occurrence synthesised from its master).
+    fn view(&self) -> Option<StoredItem> {
+        match self {
+            Target::Item(st) => Some((*st).clone()),
+            Target::Occurrence {
+                master,
+                original,
+                index,
+            } => instance_item(master, *original, *index),
+        }
+    }
+}
+
+fn plain_item<'m>(mb: &'m Mailbox, id: &str) -> Result<&'m StoredItem, &'static str> {
+    if id.is_empty() {
         return Err("ErrorInvalidIdEmpty");
     }
-    if !is_well_formed_id(&r.id, KIND_ITEM) {
+    if !is_well_formed_id(id, KIND_ITEM) {
         return Err("ErrorInvalidIdMalformed");
     }
     mb.items
-        .get(&ItemId(r.id.clone()))
+        .get(&ItemId(id.to_string()))
         .ok_or("ErrorItemNotFound")
+}
+
+/// Finds what an id names, with the response code Exchange uses when it cannot.
+fn resolve<'m>(mb: &'m Mailbox, r: &IdRef) -> Result<Target<'m>, &'static str> {
+    match r.element.as_str() {
+        "ItemId" | "ReferenceItemId" => match resolve_occurrence(mb, &r.id) {
+            Some(found) => found.map(|(master, original, index)| Target::Occurrence {
+                master,
+                original,
+                index,
+            }),
+            None => plain_item(mb, &r.id).map(Target::Item),
+        },
+        "OccurrenceItemId" => {
+            if parse_occurrence_id(&r.id).is_some() {
+                return Err("ErrorCalendarCannotUseIdForRecurringMasterId");
+            }
+            let master = plain_item(mb, &r.id)?;
+            let cal = master
+                .item
+                .as_calendar()
+                .filter(|c| c.recurrence.is_some())
+                .ok_or("ErrorCalendarCannotUseIdForRecurringMasterId")?;
+            let index: u32 = r
+                .index
+                .as_deref()
+                .and_then(|i| i.trim().parse().ok())
+                .filter(|i| *i >= 1)
+                .ok_or("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange")?;
+            let original = cal
+                .original_at(index)
+                .ok_or("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange")?;
+            if cal.is_deleted(original) {
+                return Err("ErrorCalendarOccurrenceIsDeletedFromRecurrence");
+            }
+            Ok(Target::Occurrence {
+                master,
+                original,
+                index,
+            })
+        }
+        "RecurringMasterItemId" => match parse_occurrence_id(&r.id) {
+            Some((master, _)) => mb
+                .items
+                .get(&master)
+                .map(Target::Item)
+                .ok_or("ErrorItemNotFound"),
+            None if is_well_formed_id(&r.id, KIND_ITEM) => {
+                Err("ErrorCalendarCannotUseIdForOccurrenceId")
+            }
+            None => Err("ErrorInvalidIdMalformed"),
+        },
+        _ => Err("ErrorInvalidIdMalformed"),
+    }
 }
 
 fn item_payload(tag: &str, id: &ItemId, ck: &ChangeKey) -> String {
@@ -677,20 +840,48 @@ fn item_payload(tag: &str, id: &ItemId, ck: &ChangeKey) -> String {
     p
 }
 
+fn notify_attr(op: &Element, name: &str) -> Result<Option<Notify>, OpFault> {
+    match op.attr(name) {
+        None => Ok(None),
+        Some(v) => Notify::parse(v)
+            .map(Some)
+            .ok_or_else(|| OpFault::schema(format!("invalid {name} '{v}'"))),
+    }
+}
+
+fn at_least_2013(version: Option<&str>) -> bool {
+    !matches!(
+        version,
+        None | Some(
+            "Exchange2007"
+                | "Exchange2007_SP1"
+                | "Exchange2009"
+                | "Exchange2010"
+                | "Exchange2010_SP1"
+                | "Exchange2010_SP2"
+                | "Exchange2012"
+        )
+    )
+}
+
+fn item_shape(ctx: &OpCtx<'_>, op: &Element) -> Result<Shape, OpFault> {
+    let mut s = shape(op, "ItemShape")?;
+    s.exchange2013 = at_least_2013(ctx.server_version);
+    Ok(s)
+}
+
 // ---------------------------------------------------------------- items: operations
 
 fn create_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<OpOutput, OpFault> {
-    if let Some(d) = op.attr("MessageDisposition")
+    let disposition = op.attr("MessageDisposition");
+    if let Some(d) = disposition
         && !matches!(d, "SaveOnly" | "SendOnly" | "SendAndSaveCopy")
     {
         return Err(OpFault::schema(format!("invalid MessageDisposition '{d}'")));
     }
-    if let Some(s) = op.attr("SendMeetingInvitations")
-        && !matches!(s, "SendToNone" | "SendOnlyToAll" | "SendToAllAndSaveCopy")
-    {
-        return Err(OpFault::schema(format!(
-            "invalid SendMeetingInvitations '{s}'"
-        )));
+    let invitations = notify_attr(op, "SendMeetingInvitations")?;
+    if matches!(op.attr("SendMeetingInvitations"), Some(s) if s.contains("Changed")) {
+        return Err(OpFault::schema("invalid SendMeetingInvitations value"));
     }
     let target = target_folder(op, "SavedItemFolderId")?;
     let items_el = op
@@ -701,46 +892,105 @@ fn create_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<Op
     }
     let mut parsed = Vec::new();
     for el in &items_el.children {
-        match parse_item(el) {
-            Ok(item) => parsed.push(Ok(item)),
+        match parse_creation(el, ctx.time_zone_context) {
+            Ok(c) => parsed.push(Ok(c)),
             Err(ItemParseError::Schema(m)) => return Err(OpFault::schema(m)),
-            Err(ItemParseError::Unsupported(m)) => parsed.push(Err(m)),
+            Err(ItemParseError::Item(code, m)) => parsed.push(Err((code, m))),
         }
     }
     mailbox(state, ctx)?;
-    let Ok((mb, seq)) = state.store.mailbox_mut(ctx.mailbox) else {
-        return Err(OpFault::invalid_request("mailbox vanished"));
-    };
-    // Without SavedItemFolderId, Exchange files each item in its type's default folder.
-    let folder = target.unwrap_or(FolderRef::Distinguished("contacts".into()));
-    let folder_id = mb.resolve(&folder);
     let mut r = Responses::new("CreateItem", "CreateItemResponseMessage");
-    for (i, item) in parsed.into_iter().enumerate() {
+    for (i, creation) in parsed.into_iter().enumerate() {
         if let Some((code, text)) = injected(ctx, i) {
             r.error(code, text, "<m:Items/>");
             continue;
         }
-        let item = match item {
-            Ok(item) => item,
-            Err(m) => {
-                r.error("ErrorInvalidItemForOperationCreateItem", &m, "<m:Items/>");
+        let mut item = match creation {
+            Ok(Creation::Item(item)) => item,
+            Ok(Creation::Respond(response, reference)) => {
+                let target = match state.store.mailbox(ctx.mailbox) {
+                    Ok(mb) => resolve(mb, &reference).map(|t| t.stored().id.clone()),
+                    Err(_) => Err("ErrorNonExistentMailbox"),
+                };
+                let notify = disposition != Some("SaveOnly");
+                match target
+                    .map_err(|c| (c, message_for(c).to_string()))
+                    .and_then(|id| respond(&mut state.store, ctx.mailbox, &id, response, notify))
+                {
+                    Ok(()) => r.success("<m:Items/>"),
+                    Err((code, text)) => r.error(code, &text, "<m:Items/>"),
+                }
+                continue;
+            }
+            Err((code, m)) => {
+                r.error(code, &m, "<m:Items/>");
                 continue;
             }
         };
-        match &folder_id {
-            Ok(fid) => {
-                let tag = item.kind.element_name();
-                let (id, ck) = mb.create_item(seq, fid, item);
-                r.success(&item_payload(tag, &id, &ck));
+        let is_calendar = item.as_calendar().is_some();
+        let notify = match (is_calendar, invitations) {
+            (true, None) => {
+                let code = "ErrorSendMeetingInvitationsRequired";
+                r.error(
+                    code,
+                    "SendMeetingInvitations is required for calendar items.",
+                    "<m:Items/>",
+                );
+                continue;
             }
-            Err(code) => r.error(code, message_for(code), "<m:Items/>"),
+            (_, n) => n.unwrap_or(Notify::None),
+        };
+        let Ok((mb, seq)) = state.store.mailbox_mut(ctx.mailbox) else {
+            return Err(OpFault::invalid_request("mailbox vanished"));
+        };
+        // Without SavedItemFolderId, Exchange files each item in its type's default folder.
+        let folder = target.clone().unwrap_or(FolderRef::Distinguished(
+            if is_calendar { "calendar" } else { "contacts" }.into(),
+        ));
+        let fid = match mb.resolve(&folder) {
+            Ok(f) => f,
+            Err(code) => {
+                r.error(code, message_for(code), "<m:Items/>");
+                continue;
+            }
+        };
+        let smtp = mb.smtp.clone();
+        if let Some(cal) = item.as_calendar_mut() {
+            if !mb.folders[&fid].folder_class.starts_with("IPF.Appointment") {
+                let code = "ErrorCannotCreateCalendarItemInNonCalendarFolder";
+                r.error(
+                    code,
+                    "Calendar items can only be created in calendar folders.",
+                    "<m:Items/>",
+                );
+                continue;
+            }
+            // The creating mailbox organizes; the server assigns UID and responses.
+            cal.organizer = Some(Recipient {
+                name: None,
+                email: smtp.clone(),
+            });
+            cal.is_organizer = true;
+            cal.my_response_type = "Organizer".into();
+            if cal.uid.is_empty() {
+                cal.uid = new_uid();
+            }
+            if notify != Notify::None && !cal.attendee_emails().is_empty() {
+                mark_sent(cal, true);
+            }
         }
+        let tag = item.kind.element_name();
+        let (id, ck) = mb.create_item(seq, &fid, item);
+        if is_calendar {
+            deliver(&mut state.store, &smtp, &id, &[], notify);
+        }
+        r.success(&item_payload(tag, &id, &ck));
     }
     Ok(r.finish())
 }
 
 fn get_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<OpOutput, OpFault> {
-    let shape = shape(op, "ItemShape")?;
+    let shape = item_shape(ctx, op)?;
     let ids_el = op
         .child("ItemIds")
         .ok_or_else(|| OpFault::schema("GetItem requires ItemIds"))?;
@@ -759,19 +1009,23 @@ fn get_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<OpOut
             r.error(code, text, "<m:Items/>");
             continue;
         }
-        match lookup(mb, id) {
-            Ok(st) => {
+        match resolve(mb, id).map(|t| t.view()) {
+            Ok(Some(st)) => {
                 let mut payload = "<m:Items>".to_string();
-                render_item(&mut payload, st, &shape);
+                render_item(&mut payload, &st, &shape);
                 payload.push_str("</m:Items>");
                 r.success(&payload);
             }
+            Ok(None) => r.error(
+                "ErrorItemNotFound",
+                message_for("ErrorItemNotFound"),
+                "<m:Items/>",
+            ),
             Err(code) => r.error(code, message_for(code), "<m:Items/>"),
         }
     }
     Ok(r.finish())
 }
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum UpdateKind {
     Set,
@@ -860,13 +1114,13 @@ fn parse_changes(op: &Element) -> Result<Vec<Change>, OpFault> {
     Ok(out)
 }
 
-type UpdateError = (&'static str, String);
+pub(crate) type UpdateError = (&'static str, String);
 
 fn single_child(value: &Element) -> Result<&Element, UpdateError> {
-    if !matches!(value.name.as_str(), "Contact" | "Item") {
+    if !matches!(value.name.as_str(), "Contact" | "Item" | "CalendarItem") {
         return Err((
             "ErrorObjectTypeChanged",
-            format!("A {} cannot update a contact.", value.name),
+            format!("A {} cannot update this item.", value.name),
         ));
     }
     match value.children.as_slice() {
@@ -904,7 +1158,7 @@ fn entry_text<'a>(dict: &'a Element, key: &str) -> Result<&'a str, UpdateError> 
 }
 
 /// Applies one update to an item; errors carry the per-item ResponseCode.
-fn apply_update(item: &mut Item, u: &Update) -> Result<(), UpdateError> {
+fn apply_update(item: &mut Item, u: &Update, tz: chrono_tz::Tz) -> Result<(), UpdateError> {
     let unsupported = |what: &str| -> UpdateError {
         (
             "ErrorInvalidPropertySet",
@@ -943,7 +1197,13 @@ fn apply_update(item: &mut Item, u: &Update) -> Result<(), UpdateError> {
                     format!("{uri} does not support append."),
                 ));
             }
+            if let (true, Some(cal)) = (prefix == "item", item.as_calendar_mut())
+                && apply_item_field_on_calendar(cal, name, new_el)?
+            {
+                return Ok(());
+            }
             match (prefix, name) {
+                ("calendar", _) => apply_calendar_field(item, name, new_el, tz)?,
                 ("item", "Subject") => item.subject = new_el.map(|e| e.text.clone()),
                 ("item", "Body") => {
                     item.body = match (kind, new_el) {
@@ -1092,58 +1352,141 @@ fn update_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<Op
             ));
         }
     }
+    let send = notify_attr(op, "SendMeetingInvitationsOrCancellations")?;
     let changes = parse_changes(op)?;
     mailbox(state, ctx)?;
-    let Ok((mb, seq)) = state.store.mailbox_mut(ctx.mailbox) else {
-        return Err(OpFault::invalid_request("mailbox vanished"));
-    };
+    let context_tz = ctx
+        .time_zone_context
+        .and_then(crate::calendar::zone)
+        .unwrap_or(chrono_tz::Tz::UTC);
     let mut r = Responses::new("UpdateItem", "UpdateItemResponseMessage");
     for (i, ch) in changes.iter().enumerate() {
         if let Some((code, text)) = injected(ctx, i) {
             r.error(code, text, "<m:Items/>");
             continue;
         }
-        let current = match lookup(mb, &ch.id) {
-            Ok(st) => st,
+        let Ok((mb, seq)) = state.store.mailbox_mut(ctx.mailbox) else {
+            return Err(OpFault::invalid_request("mailbox vanished"));
+        };
+        let target = match resolve(mb, &ch.id) {
+            Ok(t) => t,
             Err(code) => {
                 r.error(code, message_for(code), "<m:Items/>");
                 continue;
             }
         };
+        let stored = target.stored();
         // Exchange insists on the current ChangeKey whatever ConflictResolution says.
         let Some(ck) = &ch.id.change_key else {
             let code = "ErrorChangeKeyRequiredForWriteOperations";
             r.error(code, message_for(code), "<m:Items/>");
             continue;
         };
-        if ck != current.change_key.as_str() {
+        if ck != stored.change_key.as_str() {
             let code = "ErrorIrresolvableConflict";
             r.error(code, message_for(code), "<m:Items/>");
             continue;
         }
-        let mut item = current.item.clone();
+        let master_id = stored.id.clone();
+        let before = stored.item.as_calendar().cloned();
+        if before.is_some() && send.is_none() {
+            let code = "ErrorSendMeetingInvitationsOrCancellationsRequired";
+            r.error(
+                code,
+                "SendMeetingInvitationsOrCancellations is required for calendar items.",
+                "<m:Items/>",
+            );
+            continue;
+        }
+        let occurrence = match &target {
+            Target::Occurrence { original, .. } => Some(*original),
+            Target::Item(_) => None,
+        };
+        let Some(view) = target.view() else {
+            let code = "ErrorItemNotFound";
+            r.error(code, message_for(code), "<m:Items/>");
+            continue;
+        };
+        let response_id = view.id.clone();
+        let mut item = view.item.clone();
         let tag = item.kind.element_name();
-        let id = current.id.clone();
-        if let Err((code, text)) = ch
+        // Un-offset times are read in a StartTimeZone set by the same change, else the
+        // request's TimeZoneContext, else UTC.
+        let tz = ch
             .updates
             .iter()
-            .try_for_each(|u| apply_update(&mut item, u))
-        {
+            .find_map(|u| match (&u.path, &u.value) {
+                (FieldPath::Field(p), Some(v)) if p == "calendar:StartTimeZone" => v
+                    .children
+                    .first()
+                    .and_then(|z| z.attr("Id"))
+                    .and_then(crate::calendar::zone),
+                _ => None,
+            })
+            .unwrap_or(context_tz);
+        let applied = ch
+            .updates
+            .iter()
+            .try_for_each(|u| apply_update(&mut item, u, tz))
+            .and_then(|()| {
+                let view_before = view.item.as_calendar();
+                match (view_before, item.as_calendar_mut()) {
+                    (Some(b), Some(a)) => finish_calendar_update(b, a),
+                    _ => Ok(()),
+                }
+            });
+        if let Err((code, text)) = applied {
             r.error(code, &text, "<m:Items/>");
             continue;
         }
-        match mb.commit_update(seq, &id, item) {
-            Some(new_ck) => {
-                let mut payload = item_payload(tag, &id, &new_ck);
-                payload.push_str("<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>");
-                r.success(&payload);
+        // An occurrence becomes an exception of its master.
+        let mut new_item = match occurrence {
+            Some(original) => {
+                let mut master = stored.item.clone();
+                if let (Some(ex), Some(cal)) =
+                    (exception_from(&item, original), master.as_calendar_mut())
+                {
+                    cal.modified_occurrences
+                        .retain(|m| m.original_start != original);
+                    cal.modified_occurrences.push(ex);
+                }
+                master
             }
-            None => r.error(
-                "ErrorItemNotFound",
-                message_for("ErrorItemNotFound"),
-                "<m:Items/>",
-            ),
+            None => item,
+        };
+        let notify = send.unwrap_or(Notify::None);
+        let attendees_before = before
+            .as_ref()
+            .map(|c| c.attendee_emails())
+            .unwrap_or_default();
+        let organizer_meeting = new_item.as_calendar().is_some_and(|c| {
+            c.is_organizer && (!c.attendee_emails().is_empty() || !attendees_before.is_empty())
+        });
+        if organizer_meeting
+            && notify != Notify::None
+            && let Some(cal) = new_item.as_calendar_mut()
+        {
+            let first = !cal.meeting_request_was_sent;
+            mark_sent(cal, first);
         }
+        let Some(new_ck) = mb.commit_update(seq, &master_id, new_item) else {
+            let code = "ErrorItemNotFound";
+            r.error(code, message_for(code), "<m:Items/>");
+            continue;
+        };
+        if organizer_meeting {
+            let smtp = mb.smtp.clone();
+            deliver(
+                &mut state.store,
+                &smtp,
+                &master_id,
+                &attendees_before,
+                notify,
+            );
+        }
+        let mut payload = item_payload(tag, &response_id, &new_ck);
+        payload.push_str("<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>");
+        r.success(&payload);
     }
     Ok(r.finish())
 }
@@ -1158,6 +1501,10 @@ fn delete_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<Op
             ));
         }
     };
+    let cancellations = notify_attr(op, "SendMeetingCancellations")?;
+    if matches!(op.attr("SendMeetingCancellations"), Some(s) if s.contains("Changed")) {
+        return Err(OpFault::schema("invalid SendMeetingCancellations value"));
+    }
     let ids_el = op
         .child("ItemIds")
         .ok_or_else(|| OpFault::schema("DeleteItem requires ItemIds"))?;
@@ -1170,30 +1517,64 @@ fn delete_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<Op
         return Err(OpFault::schema("ItemIds must not be empty"));
     }
     mailbox(state, ctx)?;
-    let Ok((mb, seq)) = state.store.mailbox_mut(ctx.mailbox) else {
-        return Err(OpFault::invalid_request("mailbox vanished"));
-    };
     let mut r = Responses::new("DeleteItem", "DeleteItemResponseMessage");
     for (i, id) in ids.iter().enumerate() {
         if let Some((code, text)) = injected(ctx, i) {
             r.error(code, text, "");
             continue;
         }
-        let current = match lookup(mb, id) {
-            Ok(st) => st,
+        let Ok(mb) = state.store.mailbox(ctx.mailbox) else {
+            return Err(OpFault::invalid_request("mailbox vanished"));
+        };
+        let target = match resolve(mb, id) {
+            Ok(t) => t,
             Err(code) => {
                 r.error(code, message_for(code), "");
                 continue;
             }
         };
+        let stored = target.stored();
         if let Some(ck) = &id.change_key
-            && ck != current.change_key.as_str()
+            && ck != stored.change_key.as_str()
         {
             let code = "ErrorIrresolvableConflict";
             r.error(code, message_for(code), "");
             continue;
         }
-        let item_id = current.id.clone();
+        let calendar = stored.item.as_calendar().cloned();
+        if calendar.is_some() && cancellations.is_none() {
+            let code = "ErrorSendMeetingCancellationsRequired";
+            r.error(
+                code,
+                "SendMeetingCancellations is required for calendar items.",
+                "",
+            );
+            continue;
+        }
+        let notify = cancellations.unwrap_or(Notify::None);
+        let item_id = stored.id.clone();
+        let smtp = mb.smtp.clone();
+        let occurrence = match &target {
+            Target::Occurrence { original, .. } => Some(*original),
+            Target::Item(_) => None,
+        };
+        if let Some(original) = occurrence {
+            match delete_occurrence(&mut state.store, &smtp, &item_id, original) {
+                Ok(()) => {
+                    if notify != Notify::None {
+                        let before = calendar.map(|c| c.attendee_emails()).unwrap_or_default();
+                        deliver(&mut state.store, &smtp, &item_id, &before, Notify::All);
+                    }
+                    r.success("");
+                }
+                Err(_) => r.error("ErrorItemNotFound", message_for("ErrorItemNotFound"), ""),
+            }
+            continue;
+        }
+        cancel_meeting(&mut state.store, &smtp, &item_id, notify);
+        let Ok((mb, seq)) = state.store.mailbox_mut(ctx.mailbox) else {
+            return Err(OpFault::invalid_request("mailbox vanished"));
+        };
         match mb.delete_item(seq, &item_id, how) {
             Ok(_) => r.success(""),
             Err(_) => r.error("ErrorItemNotFound", message_for("ErrorItemNotFound"), ""),
@@ -1202,8 +1583,40 @@ fn delete_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<Op
     Ok(r.finish())
 }
 
+/// `m:CalendarView`: the window and an optional page size.
+struct CalendarView {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    max: Option<usize>,
+}
+
+fn parse_calendar_view(el: &Element) -> Result<CalendarView, OpFault> {
+    let time = |name: &str| -> Result<DateTime<Utc>, OpFault> {
+        let v = el
+            .attr(name)
+            .ok_or_else(|| OpFault::schema(format!("CalendarView requires {name}")))?;
+        crate::calendar::parse_request_time(v, chrono_tz::Tz::UTC).map_err(OpFault::schema)
+    };
+    let max = match el.attr("MaxEntriesReturned") {
+        None => None,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                return Err(OpFault::schema(format!(
+                    "MaxEntriesReturned='{v}' is not valid"
+                )));
+            }
+        },
+    };
+    Ok(CalendarView {
+        start: time("StartDate")?,
+        end: time("EndDate")?,
+        max,
+    })
+}
+
 fn find_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<OpOutput, OpFault> {
-    let shape = shape(op, "ItemShape")?;
+    let shape = item_shape(ctx, op)?;
     let traversal = op
         .attr("Traversal")
         .ok_or_else(|| OpFault::schema("FindItem requires the Traversal attribute"))?
@@ -1214,6 +1627,10 @@ fn find_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<OpOu
     let view = op
         .child("IndexedPageItemView")
         .map(parse_view)
+        .transpose()?;
+    let calendar_view = op
+        .child("CalendarView")
+        .map(parse_calendar_view)
         .transpose()?;
     let restriction = match op.child("Restriction") {
         Some(r) => Some(Restriction::parse_container(r).map_err(OpFault::schema)?),
@@ -1243,6 +1660,41 @@ fn find_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<OpOu
                 continue;
             }
         };
+        if let Some(cv) = &calendar_view {
+            let code = if cv.end < cv.start {
+                Some("ErrorCalendarEndDateIsEarlierThanStartDate")
+            } else if cv.end - cv.start > chrono::Duration::days(731) {
+                Some("ErrorCalendarViewRangeTooBig")
+            } else if !mb.folders[&fid].folder_class.starts_with("IPF.Appointment") {
+                Some("ErrorCalendarFolderIsInvalidForCalendarView")
+            } else if restriction.is_some() {
+                // A calendar view is a fixed expansion; it takes no search filter.
+                Some("ErrorInvalidRestriction")
+            } else {
+                None
+            };
+            if let Some(code) = code {
+                r.error(code, message_for(code), "");
+                continue;
+            }
+            let all = if traversal == "Shallow" {
+                expand_calendar(mb, &fid, cv.start, cv.end)
+            } else {
+                Vec::new()
+            };
+            let total = all.len();
+            let n = cv.max.map_or(total, |m| m.min(total));
+            let mut payload = format!(
+                "<m:RootFolder TotalItemsInView=\"{total}\" IncludesLastItemInRange=\"{}\"><t:Items>",
+                n == total
+            );
+            for st in &all[..n] {
+                render_item(&mut payload, st, &shape);
+            }
+            payload.push_str("</t:Items></m:RootFolder>");
+            r.success(&payload);
+            continue;
+        }
         // Soft-deleted and associated items are not modelled: those traversals see nothing.
         let mut items: Vec<_> = if traversal == "Shallow" {
             mb.items_in(&fid)
@@ -1272,7 +1724,6 @@ fn find_item(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<OpOu
     }
     Ok(r.finish())
 }
-
 // ---------------------------------------------------------------- sync
 
 fn sync_folder_items(
@@ -1280,7 +1731,7 @@ fn sync_folder_items(
     ctx: &OpCtx<'_>,
     op: &Element,
 ) -> Result<OpOutput, OpFault> {
-    let shape = shape(op, "ItemShape")?;
+    let shape = item_shape(ctx, op)?;
     let folder = target_folder(op, "SyncFolderId")?
         .ok_or_else(|| OpFault::schema("SyncFolderItems requires SyncFolderId"))?;
     let token = op

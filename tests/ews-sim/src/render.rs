@@ -71,6 +71,8 @@ pub struct Shape {
     pub fields: HashSet<String>,
     pub indexed: Vec<(String, String)>,
     pub extended: Vec<ExtendedPropertyKey>,
+    /// The request's RequestServerVersion is Exchange2013 or later (`IsOrganizer` exists).
+    pub exchange2013: bool,
 }
 
 impl Shape {
@@ -80,6 +82,7 @@ impl Shape {
             fields: HashSet::new(),
             indexed: Vec::new(),
             extended: Vec::new(),
+            exchange2013: false,
         }
     }
 
@@ -111,12 +114,12 @@ impl Shape {
     }
 
     /// Properties in the Default shape (and AllProperties), or asked for explicitly.
-    fn default_or(&self, uri: &str) -> bool {
+    pub(crate) fn default_or(&self, uri: &str) -> bool {
         self.base != BaseShape::IdOnly || self.fields.contains(uri)
     }
 
     /// Properties only in AllProperties, or asked for explicitly.
-    fn all_or(&self, uri: &str) -> bool {
+    pub(crate) fn all_or(&self, uri: &str) -> bool {
         self.base == BaseShape::AllProperties || self.fields.contains(uri)
     }
 
@@ -163,7 +166,7 @@ pub fn extended_property_el(out: &mut String, key: &ExtendedPropertyKey, value: 
     out.push_str("</t:ExtendedProperty>");
 }
 
-/// Renders `<t:Contact>…</t:Contact>` (or later `t:CalendarItem`) in schema order.
+/// Renders `<t:Contact>` or `<t:CalendarItem>` in schema order.
 pub fn render_item(out: &mut String, st: &StoredItem, shape: &Shape) {
     let tag = st.item.kind.element_name();
     out.push_str(&format!("<t:{tag}>"));
@@ -175,10 +178,16 @@ pub fn render_item(out: &mut String, st: &StoredItem, shape: &Shape) {
         text_el(out, "t:ItemClass", st.item.kind.item_class());
     }
     let item: &Item = &st.item;
+    let cal = item.as_calendar();
     if shape.default_or("item:Subject")
         && let Some(s) = &item.subject
     {
         text_el(out, "t:Subject", s);
+    }
+    if let Some(c) = cal
+        && shape.all_or("item:Sensitivity")
+    {
+        text_el(out, "t:Sensitivity", &c.sensitivity);
     }
     if shape.all_or("item:Body")
         && let Some(b) = &item.body
@@ -187,8 +196,34 @@ pub fn render_item(out: &mut String, st: &StoredItem, shape: &Shape) {
         out.push_str(&esc(&b.text));
         out.push_str("</t:Body>");
     }
+    if let Some(c) = cal
+        && shape.all_or("item:Categories")
+        && !c.categories.is_empty()
+    {
+        out.push_str("<t:Categories>");
+        for cat in &c.categories {
+            text_el(out, "t:String", cat);
+        }
+        out.push_str("</t:Categories>");
+    }
     if shape.all_or("item:DateTimeCreated") {
         text_el(out, "t:DateTimeCreated", &rfc3339(st.created));
+    }
+    if let Some(c) = cal {
+        if shape.all_or("item:ReminderIsSet") {
+            text_el(
+                out,
+                "t:ReminderIsSet",
+                if c.reminder_is_set { "true" } else { "false" },
+            );
+        }
+        if shape.all_or("item:ReminderMinutesBeforeStart") {
+            text_el(
+                out,
+                "t:ReminderMinutesBeforeStart",
+                &c.reminder_minutes_before_start.to_string(),
+            );
+        }
     }
     // Extended properties never come with a base shape, only when named (as in Exchange).
     for key in &shape.extended {
@@ -201,6 +236,10 @@ pub fn render_item(out: &mut String, st: &StoredItem, shape: &Shape) {
     }
     match &item.kind {
         ItemKind::Contact(c) => render_contact_fields(out, c, shape),
+        ItemKind::Calendar(c) => {
+            let master = c.instance.as_ref().map_or(&st.id, |i| &i.master_id);
+            crate::calendar_xml::render_calendar_fields(out, master, c, shape)
+        }
     }
     out.push_str(&format!("</t:{tag}>"));
 }
@@ -325,6 +364,20 @@ pub fn item_values(item: &StoredItem, path: &FieldPath) -> Vec<String> {
             "item:ParentFolderId" => vec![item.folder.0.clone()],
             "item:DateTimeCreated" => vec![rfc3339(item.created)],
             "item:LastModifiedTime" => vec![rfc3339(item.modified)],
+            "item:Sensitivity" => item
+                .item
+                .as_calendar()
+                .map(|c| vec![c.sensitivity.clone()])
+                .unwrap_or_default(),
+            "item:Categories" => item
+                .item
+                .as_calendar()
+                .map(|c| c.categories.clone())
+                .unwrap_or_default(),
+            u if u.starts_with("calendar:") => match item.item.as_calendar() {
+                Some(c) => crate::calendar_xml::calendar_values(c, &u["calendar:".len()..]),
+                None => Vec::new(),
+            },
             u => match (u.strip_prefix("contacts:"), contact) {
                 (Some(name), Some(c)) => {
                     c.get(name).map(|s| vec![s.to_string()]).unwrap_or_default()

@@ -100,6 +100,8 @@ struct Pending {
     delay: Duration,
     /// A terminal injected outcome, sent after the delay instead of dispatching.
     terminal: Option<Outcome>,
+    server_version: Option<String>,
+    time_zone_context: Option<String>,
     operation: crate::xml::Element,
 }
 
@@ -242,6 +244,8 @@ fn precheck(
         item_faults: BTreeMap::new(),
         delay: Duration::ZERO,
         terminal: None,
+        server_version: req.server_version.clone(),
+        time_zone_context: req.time_zone_context.clone(),
         operation: req.operation,
     };
     let mut injected = Vec::new();
@@ -353,6 +357,8 @@ async fn ews_endpoint(
                     let ctx = OpCtx {
                         mailbox: &p.mailbox,
                         item_faults: &p.item_faults,
+                        server_version: p.server_version.as_deref(),
+                        time_zone_context: p.time_zone_context.as_deref(),
                     };
                     match ops::dispatch(&mut st, &ctx, &p.operation) {
                         Ok(out) => {

@@ -39,6 +39,8 @@ pub enum Impersonation {
 pub struct Request {
     pub server_version: Option<String>,
     pub impersonation: Option<Impersonation>,
+    /// `t:TimeZoneContext/t:TimeZoneDefinition/@Id`: the zone of un-offset times in the request.
+    pub time_zone_context: Option<String>,
     pub operation: Element,
 }
 
@@ -113,6 +115,7 @@ pub fn read_request(root: Element) -> Result<Request, (Option<String>, Fault)> {
     }
     let mut server_version = None;
     let mut impersonation = None;
+    let mut time_zone_context = None;
     if let Some(h) = header {
         for c in &h.children {
             if c.ns != NS_T {
@@ -120,6 +123,12 @@ pub fn read_request(root: Element) -> Result<Request, (Option<String>, Fault)> {
             }
             match c.name.as_str() {
                 "RequestServerVersion" => server_version = c.attr("Version").map(str::to_string),
+                "TimeZoneContext" => {
+                    time_zone_context = c
+                        .child("TimeZoneDefinition")
+                        .and_then(|d| d.attr("Id"))
+                        .map(str::to_string)
+                }
                 "ExchangeImpersonation" => {
                     let sid = c
                         .child("ConnectingSID")
@@ -143,6 +152,7 @@ pub fn read_request(root: Element) -> Result<Request, (Option<String>, Fault)> {
     Ok(Request {
         server_version,
         impersonation,
+        time_zone_context,
         operation,
     })
 }

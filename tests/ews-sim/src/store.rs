@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::Utc;
+use chrono::{Timelike, Utc};
 
 use crate::error::SimError;
 use crate::model::{
@@ -52,18 +52,30 @@ impl DeleteType {
     }
 }
 
-/// Monotonic counter shared by all mailboxes (sequence numbers and id counters).
+/// Monotonic counter shared by all mailboxes (sequence numbers and id counters), plus the
+/// simulator clock: it travels with every mutation, so timestamps (created, modified,
+/// response times) follow a clock tests can move.
 #[derive(Debug, Default)]
-pub struct Seq(u64);
+pub struct Seq {
+    counter: u64,
+    /// Added to the wall clock (`SimHandle::advance_clock`).
+    pub clock_offset: chrono::TimeDelta,
+}
 
 impl Seq {
     pub fn bump(&mut self) -> u64 {
-        self.0 += 1;
-        self.0
+        self.counter += 1;
+        self.counter
     }
 
     pub fn current(&self) -> u64 {
-        self.0
+        self.counter
+    }
+
+    /// The simulator's "now": whole seconds, as Exchange stores times.
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        let t = Utc::now() + self.clock_offset;
+        t.with_nanosecond(0).unwrap_or(t)
     }
 }
 
@@ -256,7 +268,7 @@ impl Mailbox {
         let s = seq.bump();
         let id = ItemId(make_id(KIND_ITEM, s));
         let ck = make_change_key(s);
-        let now = Utc::now();
+        let now = seq.now();
         self.items.insert(
             id.clone(),
             StoredItem {
@@ -280,7 +292,7 @@ impl Mailbox {
         stored.item = item;
         stored.last_seq = s;
         stored.change_key = make_change_key(s);
-        stored.modified = Utc::now();
+        stored.modified = seq.now();
         Some(stored.change_key.clone())
     }
 

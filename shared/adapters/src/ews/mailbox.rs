@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use lnsync_core::calendar::{CalendarEvent, CreatedEvent, EventRead, EventUpdate, NewEvent};
 use lnsync_core::error::{ItemError, MailboxError};
 use lnsync_core::ids::{CrmStamp, ExchangeItemId, ExchangeVersion, FolderId, MailboxAddress};
 use lnsync_core::ports::{
     ContactFolder, ContactUpdate, FolderChange, FolderChanges, FolderCursor, ItemOutcome, ItemRef,
-    Mailbox, NewContact, StampedItem,
+    Mailbox, NewContact, StampedItem, Window,
 };
 use tokio::time::Instant;
 
@@ -181,7 +182,7 @@ impl EwsMailbox {
         }
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         mailbox: &MailboxAddress,
         op: &(dyn Operation + Sync),
@@ -211,7 +212,7 @@ impl EwsMailbox {
     }
 
     /// Like [`Self::call_one`], with a failed message turned into the call's error.
-    async fn call_ok(
+    pub(super) async fn call_ok(
         &self,
         mailbox: &MailboxAddress,
         op: &(dyn Operation + Sync),
@@ -224,7 +225,11 @@ impl EwsMailbox {
         }
     }
 
-    fn message_error(&self, mailbox: &MailboxAddress, message: &ResponseMessage) -> MailboxError {
+    pub(super) fn message_error(
+        &self,
+        mailbox: &MailboxAddress,
+        message: &ResponseMessage,
+    ) -> MailboxError {
         let code = message.code.as_str();
         let text = message.message_text.clone().unwrap_or_default();
         match code {
@@ -367,7 +372,7 @@ impl EwsMailbox {
     /// Runs a per-item operation over `inputs` in chunks of `batch`, one outcome per input in
     /// order. Items answered with ErrorServerBusy are re-sent on their own after the back-off
     /// (they were not processed), at most `max_retries` times; the rest keep their outcome.
-    async fn batched<T, R>(
+    pub(super) async fn batched<T, R>(
         &self,
         mailbox: &MailboxAddress,
         operation: &'static str,
@@ -421,7 +426,7 @@ impl EwsMailbox {
         Ok(all)
     }
 
-    fn item_outcome<R>(
+    pub(super) fn item_outcome<R>(
         &self,
         message: &ResponseMessage,
         id: Option<&ExchangeItemId>,
@@ -438,6 +443,90 @@ impl EwsMailbox {
                 self.config.default_back_off,
             ))
         }
+    }
+
+    /// Pages through FindItem on `folder` (restricted or not) and keeps the items whose stamp is
+    /// in `wanted`, oldest first.
+    pub(super) async fn list_stamped(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderRef,
+        restriction: Option<Restriction>,
+        wanted: &HashSet<&str>,
+    ) -> Result<Vec<StampedItem>, MailboxError> {
+        let mut found = Vec::new();
+        let mut offset = 0u32;
+        loop {
+            let op = FindItems {
+                folder,
+                restriction: restriction.clone(),
+                page: Page {
+                    offset,
+                    max_entries: self.config.find_page_size.max(1),
+                },
+            };
+            let message = self.call_ok(mailbox, &op).await?;
+            for item in &message.items {
+                if let Some(stamp) = item.crm_id().filter(|s| wanted.contains(s)) {
+                    found.push(StampedItem {
+                        stamp: CrmStamp::from_raw(stamp),
+                        item: item_ref(item),
+                    });
+                }
+            }
+            let returned = u32::try_from(message.items.len()).unwrap_or(u32::MAX);
+            let last = message.paging.is_none_or(|p| p.includes_last_item_in_range);
+            if last || returned == 0 {
+                break;
+            }
+            let next = offset.saturating_add(returned);
+            // Trust the server's offset only when it moves forward, so paging always ends.
+            offset = message
+                .paging
+                .and_then(|p| p.next_offset)
+                .filter(|&o| o > offset)
+                .unwrap_or(next);
+        }
+        Ok(found)
+    }
+
+    /// One page of SyncFolderItems on `folder`, as the core's folder changes.
+    pub(super) async fn sync_folder(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderRef,
+        cursor: Option<&FolderCursor>,
+    ) -> Result<FolderChanges, MailboxError> {
+        let op = SyncFolderItems {
+            folder,
+            sync_state: cursor.map(|c| c.0.as_str()),
+            max_changes: self.config.sync_page_size,
+        };
+        let message = self.call_ok(mailbox, &op).await?;
+        let sync = message.sync.ok_or_else(|| MailboxError::Protocol {
+            message: "SyncFolderItems succeeded without a SyncState".to_owned(),
+            source: None,
+        })?;
+        let changes = sync
+            .changes
+            .iter()
+            .filter_map(|change| match change {
+                SyncChange::Create(info) | SyncChange::Update(info) => Some(FolderChange::Upsert {
+                    item: item_ref(info),
+                    stamp: info.crm_id().map(CrmStamp::from_raw),
+                }),
+                SyncChange::Delete(id) => Some(FolderChange::Deleted {
+                    id: ExchangeItemId::new(id.id.clone()),
+                }),
+                // Read state is not a mapped field of a contact or an event.
+                SyncChange::ReadFlagChange { .. } => None,
+            })
+            .collect();
+        Ok(FolderChanges {
+            changes,
+            cursor: FolderCursor(sync.sync_state),
+            more: !sync.includes_last_item_in_range,
+        })
     }
 
     async fn find_folder(
@@ -460,7 +549,7 @@ fn folder_ref(folder: &FolderId) -> FolderRef {
     FolderRef::Id(codec::FolderId::new(folder.as_str()))
 }
 
-fn item_ref(info: &ItemInfo) -> ItemRef {
+pub(super) fn item_ref(info: &ItemInfo) -> ItemRef {
     ItemRef {
         id: ExchangeItemId::new(info.id.id.clone()),
         version: ExchangeVersion::new(info.id.change_key.clone().unwrap_or_default()),
@@ -468,7 +557,7 @@ fn item_ref(info: &ItemInfo) -> ItemRef {
 }
 
 /// The first item of a successful write/read message, which every success must carry.
-fn returned_item(message: &ResponseMessage) -> ItemOutcome<ItemRef> {
+pub(super) fn returned_item(message: &ResponseMessage) -> ItemOutcome<ItemRef> {
     message
         .items
         .first()
@@ -558,41 +647,8 @@ impl Mailbox for EwsMailbox {
         } else {
             None
         };
-        let folder = folder_ref(folder);
-        let mut found = Vec::new();
-        let mut offset = 0u32;
-        loop {
-            let op = FindItems {
-                folder: &folder,
-                restriction: restriction.clone(),
-                page: Page {
-                    offset,
-                    max_entries: self.config.find_page_size.max(1),
-                },
-            };
-            let message = self.call_ok(mailbox, &op).await?;
-            for item in &message.items {
-                if let Some(stamp) = item.crm_id().filter(|s| wanted.contains(s)) {
-                    found.push(StampedItem {
-                        stamp: CrmStamp::from_raw(stamp),
-                        item: item_ref(item),
-                    });
-                }
-            }
-            let returned = u32::try_from(message.items.len()).unwrap_or(u32::MAX);
-            let last = message.paging.is_none_or(|p| p.includes_last_item_in_range);
-            if last || returned == 0 {
-                break;
-            }
-            let next = offset.saturating_add(returned);
-            // Trust the server's offset only when it moves forward, so paging always ends.
-            offset = message
-                .paging
-                .and_then(|p| p.next_offset)
-                .filter(|&o| o > offset)
-                .unwrap_or(next);
-        }
-        Ok(found)
+        self.list_stamped(mailbox, &folder_ref(folder), restriction, &wanted)
+            .await
     }
 
     async fn create_contacts(
@@ -688,40 +744,69 @@ impl Mailbox for EwsMailbox {
         folder: &FolderId,
         cursor: Option<&FolderCursor>,
     ) -> Result<FolderChanges, MailboxError> {
-        let folder = folder_ref(folder);
-        let op = SyncFolderItems {
-            folder: &folder,
-            sync_state: cursor.map(|c| c.0.as_str()),
-            max_changes: self.config.sync_page_size,
-        };
-        let message = self.call_ok(mailbox, &op).await?;
-        let sync = message.sync.ok_or_else(|| MailboxError::Protocol {
-            message: "SyncFolderItems succeeded without a SyncState".to_owned(),
-            source: None,
-        })?;
-        let changes = sync
-            .changes
-            .iter()
-            .filter_map(|change| match change {
-                SyncChange::Create(info) | SyncChange::Update(info) => Some(FolderChange::Upsert {
-                    item: item_ref(info),
-                    stamp: info.crm_id().map(CrmStamp::from_raw),
-                }),
-                SyncChange::Delete(id) => Some(FolderChange::Deleted {
-                    id: ExchangeItemId::new(id.id.clone()),
-                }),
-                // Read state of a contact is not a mapped field.
-                SyncChange::ReadFlagChange { .. } => None,
-            })
-            .collect();
-        Ok(FolderChanges {
-            changes,
-            cursor: FolderCursor(sync.sync_state),
-            more: !sync.includes_last_item_in_range,
-        })
+        self.sync_folder(mailbox, &folder_ref(folder), cursor).await
     }
 
     fn max_batch(&self) -> usize {
         self.config.write_batch.max(1)
+    }
+
+    // The calendar methods live in `ews::calendar`.
+
+    async fn calendar_view(
+        &self,
+        mailbox: &MailboxAddress,
+        window: Window,
+    ) -> Result<Vec<CalendarEvent>, MailboxError> {
+        self.calendar_view_impl(mailbox, window).await
+    }
+
+    async fn sync_calendar(
+        &self,
+        mailbox: &MailboxAddress,
+        cursor: Option<&FolderCursor>,
+    ) -> Result<FolderChanges, MailboxError> {
+        self.sync_calendar_impl(mailbox, cursor).await
+    }
+
+    async fn get_events(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+        window: Window,
+    ) -> Result<Vec<ItemOutcome<EventRead>>, MailboxError> {
+        self.get_events_impl(mailbox, ids, window).await
+    }
+
+    async fn find_stamped_events(
+        &self,
+        mailbox: &MailboxAddress,
+        stamps: &[CrmStamp],
+    ) -> Result<Vec<StampedItem>, MailboxError> {
+        self.find_stamped_events_impl(mailbox, stamps).await
+    }
+
+    async fn create_events(
+        &self,
+        mailbox: &MailboxAddress,
+        events: &[NewEvent],
+    ) -> Result<Vec<ItemOutcome<CreatedEvent>>, MailboxError> {
+        self.create_events_impl(mailbox, events).await
+    }
+
+    async fn update_events(
+        &self,
+        mailbox: &MailboxAddress,
+        updates: &[EventUpdate],
+    ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
+        self.update_events_impl(mailbox, updates).await
+    }
+
+    async fn cancel_events(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+    ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
+        self.cancel_events_impl(mailbox, ids).await
     }
 }

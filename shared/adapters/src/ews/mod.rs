@@ -5,14 +5,21 @@
 //!   per-item results, per-mailbox throttling.
 //! - [`transport`]: the injected [`HttpTransport`] and its reqwest + rustls implementation.
 //! - [`auth`]: Basic or Bearer credentials with redacted [`Secret`]s.
+//! - `calendar`: the calendar methods of [`EwsMailbox`] and the mapping between EWS calendar items
+//!   and the core's calendar model (R15–R30).
 //! - `classify`: what each EWS response code means (item error, configuration, retry).
 
 pub mod auth;
+mod calendar;
 mod classify;
 pub mod codec;
 pub mod mailbox;
 pub mod transport;
 
+#[cfg(test)]
+mod calendar_mailbox_tests;
+#[cfg(test)]
+mod calendar_sim_tests;
 #[cfg(test)]
 mod mailbox_tests;
 #[cfg(test)]

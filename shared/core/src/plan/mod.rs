@@ -3,6 +3,7 @@
 //!
 //! - [`contacts`]: LN → Exchange, one way (R8–R13), with the deletion safety gate (R30).
 
+pub mod calendar;
 pub mod contacts;
 
 pub use contacts::{ContactPlan, ContactPlanInput, DeletionGate, PlannedContact, plan_contacts};

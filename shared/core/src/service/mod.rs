@@ -3,9 +3,12 @@
 //! (R34) and advancing cursors only once the changes they cover are applied and saved (R35).
 //!
 //! - [`contacts`]: the contact run (feed read once per environment, applied per user).
+//! - [`calendar`]: the calendar run (LN read once per environment, both ways per user).
 
+pub mod calendar;
 pub mod contacts;
 
+pub use calendar::{CalendarFeed, CalendarOptions, CalendarSync};
 pub use contacts::{ContactFeed, ContactSync, UserRun};
 
 use crate::error::{Classify, ErrorClass, LnError, MailboxError, StoreError};
@@ -23,6 +26,9 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("another run holds this user's lease")]
     Busy,
+    /// R30: a side listed nothing while links exist; the run stopped and deleted nothing.
+    #[error("safety stop: {reason}")]
+    SafetyStop { reason: String },
     /// The LN data of the user can't work, e.g. an active sync user without an e-mail address.
     #[error("sync user {user}: {reason}")]
     InvalidUser {
@@ -38,6 +44,7 @@ impl Classify for SyncError {
             SyncError::Mailbox(e) => e.class(),
             SyncError::Store(e) => e.class(),
             SyncError::Busy => ErrorClass::Transient,
+            SyncError::SafetyStop { .. } => ErrorClass::Permanent,
             SyncError::InvalidUser { .. } => ErrorClass::Configuration,
         }
     }
@@ -54,6 +61,8 @@ pub struct SyncOptions {
     /// Repair mode (R12): also read the "CRM Contacts" folder incrementally each run and
     /// restore LN values on contacts edited or deleted in Outlook.
     pub repair: bool,
+    /// Calendar tunables (R15–R30).
+    pub calendar: CalendarOptions,
 }
 
 impl Default for SyncOptions {
@@ -63,6 +72,7 @@ impl Default for SyncOptions {
             lease_ttl: Duration::from_secs(15 * 60),
             user_concurrency: 4,
             repair: false,
+            calendar: CalendarOptions::default(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The sans-IO EWS codec: builds SOAP requests and parses SOAP responses, nothing else.
 //!
 //! - [`request`]: the envelope (version + impersonation headers) and one builder per operation.
+//! - [`calendar`]: the calendar operations (CalendarView, full GetItem, Create/Update/Delete of
+//!   calendar items) and the EWS-shaped calendar item.
 //! - [`contact`]: the R13 contact field table behind CreateItem and UpdateItem.
 //! - [`response`]: response messages (per-item ResponseClass), SOAP faults, sync changes, paging.
 //! - [`types`]: ids, folder references, extended properties and property paths.
@@ -8,6 +10,7 @@
 //!
 //! Every request builder's output is validated against Microsoft's EWS schemas in the tests.
 
+pub mod calendar;
 pub(crate) mod contact;
 pub mod request;
 pub mod response;
@@ -15,10 +18,17 @@ pub mod types;
 pub mod xml;
 
 #[cfg(test)]
+pub(crate) mod calendar_tests;
+#[cfg(test)]
 pub(crate) mod schema_check;
 #[cfg(test)]
 mod tests;
 
+pub use calendar::{
+    AttendeeInfo, AttendeeLists, CalendarChange, CalendarData, CalendarWrite, CancelCalendarItems,
+    CreateCalendarItems, FindCalendarView, GetCalendarItems, GetRecurringMasters,
+    MAX_CALENDAR_VIEW_DAYS, MeetingMessages, Recipient, UpdateCalendarItems,
+};
 pub use request::{
     CreateContacts, CreateContactsFolder, DeleteItems, Envelope, FindFolder, FindItems, GetItems,
     MAX_SYNC_CHANGES, Operation, Page, Restriction, SERVER_VERSION, SyncFolderItems,

@@ -28,12 +28,12 @@ pub trait Operation: sealed::WriteBody {
     fn name(&self) -> &'static str;
 }
 
-mod sealed {
+pub(super) mod sealed {
     pub trait WriteBody {
         fn write_body(&self, b: &mut super::XmlBuilder);
     }
 }
-use sealed::WriteBody;
+pub(super) use sealed::WriteBody;
 
 /// The SOAP 1.1 envelope around one operation, impersonating one mailbox.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +76,7 @@ impl<'a> Envelope<'a> {
 }
 
 /// `t:ItemShape` / `t:FolderShape`: IdOnly plus the given extra properties.
-fn write_shape(b: &mut XmlBuilder, element: &str, extra: &[PropertyPath]) {
+pub(super) fn write_shape(b: &mut XmlBuilder, element: &str, extra: &[PropertyPath]) {
     b.element(element, &[], |b| {
         b.text_element("t:BaseShape", &[], "IdOnly");
         if !extra.is_empty() {
@@ -89,7 +89,7 @@ fn write_shape(b: &mut XmlBuilder, element: &str, extra: &[PropertyPath]) {
     });
 }
 
-fn write_item_ids(b: &mut XmlBuilder, ids: &[ItemId]) {
+pub(super) fn write_item_ids(b: &mut XmlBuilder, ids: &[ItemId]) {
     b.element("m:ItemIds", &[], |b| {
         for id in ids {
             id.write(b, "t:ItemId");
@@ -120,7 +120,7 @@ impl Restriction {
         }
     }
 
-    fn write(&self, b: &mut XmlBuilder) {
+    pub(super) fn write(&self, b: &mut XmlBuilder) {
         match self {
             Self::IsEqualTo { path, value } => b.element("t:IsEqualTo", &[], |b| {
                 path.write(b);
@@ -152,7 +152,7 @@ impl Page {
         }
     }
 
-    fn write(&self, b: &mut XmlBuilder, element: &str) {
+    pub(super) fn write(&self, b: &mut XmlBuilder, element: &str) {
         let max = self.max_entries.to_string();
         let offset = self.offset.to_string();
         b.empty(

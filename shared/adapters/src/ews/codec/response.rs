@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::calendar::{self, CalendarData};
 use super::types::{ExtendedField, FolderId, ItemId};
 use super::xml::{self, Element, XmlError};
 
@@ -64,6 +65,8 @@ pub struct ItemInfo {
     pub kind: String,
     pub id: ItemId,
     pub extended: Vec<ExtendedValue>,
+    /// The calendar fields of a `CalendarItem`, as far as the request's shape asked for them.
+    pub calendar: Option<Box<CalendarData>>,
 }
 
 impl ItemInfo {
@@ -204,6 +207,7 @@ fn item_info(el: &Element) -> Option<ItemInfo> {
                 })
             })
             .collect(),
+        calendar: (el.name == "CalendarItem").then(|| Box::new(calendar::parse_calendar_item(el))),
     })
 }
 

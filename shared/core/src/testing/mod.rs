@@ -3,6 +3,7 @@
 //! versions rejected, stamps, and (with [`CrashingStore`]) crashes between a write and its link. Used by the property tests here and by
 //! other crates' unit tests.
 
+use crate::calendar as calendar_types;
 use crate::error::{ItemError, LnError, MailboxError, StoreError};
 use crate::ids::*;
 use crate::model::*;
@@ -14,6 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+mod calendar;
+
+pub use calendar::{Exception, MemoryEvent, Recurrence, UserEvent};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking test thread poisons the lock; the data is still fine for assertions.
@@ -46,8 +51,16 @@ impl Clock for ManualClock {
 #[derive(Debug, Default)]
 pub struct MemoryLn {
     inner: Mutex<LnData>,
-    /// Count of `contacts_changed_since` + `deleted_since` calls.
+    /// Count of `contacts_changed_since` + `deleted_since` + `activities_in_window` calls.
     pub feed_reads: AtomicU64,
+    /// `activities_in_window` calls.
+    pub activity_feed_reads: AtomicU64,
+    /// `activity` (single read) calls.
+    pub activity_reads: AtomicU64,
+    /// Activity creates, updates and deletes.
+    pub activity_writes: AtomicU64,
+    /// Attendee line updates, adds and deletes.
+    pub attendee_writes: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -56,12 +69,26 @@ struct LnData {
     deleted: Vec<DeletedObject>,
     tick: i64,
     users: Vec<SyncUser>,
+    employees: Vec<Employee>,
+    activities: BTreeMap<ActivityKey, Activity>,
+    next_activity: u64,
+}
+
+/// One logical clock for every fake, so "newer" means "happened later" across LN and Exchange
+/// (the newest-wins policy of R28 compares the two sides' modification times).
+static FAKE_TIME: AtomicI64 = AtomicI64::new(0);
+
+/// The next instant of the fakes' shared logical clock (one second per event).
+pub fn fake_now() -> DateTime<Utc> {
+    let t = FAKE_TIME.fetch_add(1, Ordering::SeqCst) + 1;
+    DateTime::from_timestamp(1_800_000_000 + t, 0).unwrap_or_default()
 }
 
 impl MemoryLn {
     fn stamp(data: &mut LnData) -> DateTime<Utc> {
-        data.tick += 1;
-        DateTime::from_timestamp(1_800_000_000 + data.tick, 0).unwrap_or_default()
+        let at = fake_now();
+        data.tick = at.timestamp() - 1_800_000_000;
+        at
     }
 
     pub fn set_users(&self, users: Vec<SyncUser>) {
@@ -96,6 +123,94 @@ impl MemoryLn {
     pub fn contacts(&self) -> Vec<Contact> {
         lock(&self.inner).contacts.values().cloned().collect()
     }
+
+    pub fn set_employees(&self, employees: Vec<Employee>) {
+        lock(&self.inner).employees = employees;
+    }
+
+    /// Writes an activity as an LN user would: `lastModified`, etag and attendee versions are
+    /// assigned here, a missing key is allocated, and lines are numbered when 0.
+    pub fn upsert_activity(&self, mut activity: Activity) -> ActivityKey {
+        let mut data = lock(&self.inner);
+        if activity.activity.as_str().is_empty() {
+            data.next_activity += 1;
+            activity.activity = ActivityKey::new(format!("ACT{:06}", data.next_activity));
+        }
+        let key = activity.activity.clone();
+        let mut next_line = activity.attendees.iter().map(|l| l.line).max().unwrap_or(0);
+        for l in &mut activity.attendees {
+            l.activity = key.clone();
+            if l.line == 0 {
+                next_line += 10;
+                l.line = next_line;
+            }
+        }
+        Self::write_activity(&mut data, activity);
+        key
+    }
+
+    /// Edits an activity in place as an LN user would.
+    pub fn edit_activity(&self, key: &ActivityKey, edit: impl FnOnce(&mut Activity)) {
+        let mut data = lock(&self.inner);
+        if let Some(mut a) = data.activities.get(key).cloned() {
+            edit(&mut a);
+            Self::write_activity(&mut data, a);
+        }
+    }
+
+    /// An LN user deletes an activity (it appears in `DeletedObjects`).
+    pub fn delete_activity_now(&self, key: &ActivityKey) {
+        let mut data = lock(&self.inner);
+        if data.activities.remove(key).is_some() {
+            let at = Self::stamp(&mut data);
+            data.deleted.push(DeletedObject {
+                entity: DeletedEntity::Activity,
+                key: key.to_string(),
+                deleted_at: at,
+            });
+        }
+    }
+
+    pub fn activity_now(&self, key: &ActivityKey) -> Option<Activity> {
+        lock(&self.inner).activities.get(key).cloned()
+    }
+
+    pub fn activities(&self) -> Vec<Activity> {
+        lock(&self.inner).activities.values().cloned().collect()
+    }
+
+    /// Content writes (activities) plus attendee-line writes so far.
+    pub fn calendar_writes(&self) -> u64 {
+        self.activity_writes.load(Ordering::SeqCst) + self.attendee_writes.load(Ordering::SeqCst)
+    }
+
+    fn write_activity(data: &mut LnData, mut a: Activity) {
+        let at = Self::stamp(data);
+        a.last_modified = at;
+        a.version = LnVersion::new(format!("W/\"{}\"", data.tick));
+        for l in &mut a.attendees {
+            l.version = Some(LnVersion::new(format!("W/\"{}-{}\"", data.tick, l.line)));
+        }
+        data.activities.insert(a.activity.clone(), a);
+    }
+
+    fn current(
+        data: &LnData,
+        key: &ActivityKey,
+        version: Option<&LnVersion>,
+    ) -> Result<Activity, LnError> {
+        let a = data.activities.get(key).ok_or_else(|| LnError::NotFound {
+            entity: "Activity".into(),
+            key: key.to_string(),
+        })?;
+        if version.is_some_and(|v| v != &a.version) {
+            return Err(LnError::PreconditionFailed {
+                entity: "Activity".into(),
+                key: key.to_string(),
+            });
+        }
+        Ok(a.clone())
+    }
 }
 
 #[async_trait]
@@ -123,7 +238,7 @@ impl LnGateway for MemoryLn {
         Ok(lock(&self.inner).users.clone())
     }
     async fn employees(&self) -> Result<Vec<Employee>, LnError> {
-        Ok(Vec::new())
+        Ok(lock(&self.inner).employees.clone())
     }
     async fn contacts_changed_since(
         &self,
@@ -163,55 +278,216 @@ impl LnGateway for MemoryLn {
     }
     async fn activities_in_window(
         &self,
-        _: Window,
-        _: Option<DateTime<Utc>>,
+        window: Window,
+        changed_since: Option<DateTime<Utc>>,
     ) -> Result<Vec<Activity>, LnError> {
-        Ok(Vec::new())
+        self.feed_reads.fetch_add(1, Ordering::SeqCst);
+        self.activity_feed_reads.fetch_add(1, Ordering::SeqCst);
+        let data = lock(&self.inner);
+        let mut out: Vec<Activity> = data
+            .activities
+            .values()
+            .filter(|a| {
+                matches!(
+                    a.activity_type,
+                    ActivityType::Appointment | ActivityType::Call
+                ) && a.end >= window.start
+                    && a.start < window.end
+                    && changed_since.is_none_or(|s| a.last_modified >= s)
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.last_modified, &a.activity).cmp(&(b.last_modified, &b.activity)));
+        Ok(out)
     }
-    async fn activity(&self, _: &ActivityKey) -> Result<Option<Activity>, LnError> {
-        Ok(None)
+    async fn activity(&self, key: &ActivityKey) -> Result<Option<Activity>, LnError> {
+        self.activity_reads.fetch_add(1, Ordering::SeqCst);
+        Ok(lock(&self.inner).activities.get(key).cloned())
     }
-    async fn create_activity(&self, _: &NewActivity) -> Result<Activity, LnError> {
-        Err(LnError::Configuration(
-            "activities are not modelled by MemoryLn".into(),
-        ))
+    async fn create_activity(&self, new: &NewActivity) -> Result<Activity, LnError> {
+        self.activity_writes.fetch_add(1, Ordering::SeqCst);
+        let mut data = lock(&self.inner);
+        if let Some(r) = new.activity.external_reference.as_deref()
+            && let Some(existing) = data
+                .activities
+                .values()
+                .find(|a| a.external_reference.as_deref() == Some(r))
+        {
+            return Err(LnError::AlreadyExists {
+                entity: "Activity".into(),
+                existing_key: existing.activity.to_string(),
+            });
+        }
+        data.next_activity += 1;
+        let key = ActivityKey::new(format!("ACT{:06}", data.next_activity));
+        let mut a = new.activity.clone();
+        a.activity = key.clone();
+        for (i, line) in a.attendees.iter_mut().enumerate() {
+            line.activity = key.clone();
+            line.line = u32::try_from(i + 1).unwrap_or(u32::MAX) * 10;
+        }
+        Self::write_activity(&mut data, a.clone());
+        Ok(data.activities.get(&key).cloned().unwrap_or(a))
     }
     async fn update_activity(
         &self,
-        _: &ActivityKey,
-        _: &LnVersion,
-        _: &ActivityPatch,
+        key: &ActivityKey,
+        version: &LnVersion,
+        patch: &ActivityPatch,
     ) -> Result<Activity, LnError> {
-        Err(LnError::Configuration(
-            "activities are not modelled by MemoryLn".into(),
-        ))
+        self.activity_writes.fetch_add(1, Ordering::SeqCst);
+        let mut data = lock(&self.inner);
+        let mut a = Self::current(&data, key, Some(version))?;
+        apply_patch(&mut a, patch);
+        Self::write_activity(&mut data, a);
+        Self::current(&data, key, None)
     }
     async fn update_attendee(
         &self,
-        _: &ActivityKey,
-        _: u32,
-        _: Option<&LnVersion>,
-        _: &AttendeePatch,
-    ) -> Result<Attendee, LnError> {
-        Err(LnError::Configuration(
-            "activities are not modelled by MemoryLn".into(),
-        ))
+        activity: &ActivityKey,
+        line: u32,
+        version: Option<&LnVersion>,
+        patch: &AttendeePatch,
+    ) -> Result<(Attendee, Option<LnVersion>), LnError> {
+        self.attendee_writes.fetch_add(1, Ordering::SeqCst);
+        let mut data = lock(&self.inner);
+        let mut a = Self::current(&data, activity, None)?;
+        let Some(l) = a.attendees.iter_mut().find(|l| l.line == line) else {
+            return Err(LnError::NotFound {
+                entity: "Attendee".into(),
+                key: format!("{activity}/{line}"),
+            });
+        };
+        if let (Some(v), Some(cur)) = (version, l.version.as_ref())
+            && v != cur
+        {
+            return Err(LnError::PreconditionFailed {
+                entity: "Attendee".into(),
+                key: format!("{activity}/{line}"),
+            });
+        }
+        if let Some(s) = patch.attendance_status {
+            l.attendance_status = s;
+        }
+        if let Some(s) = patch.sent_to_synchronizer {
+            l.sent_to_synchronizer = s;
+        }
+        if let Some(s) = patch.synchronized {
+            l.synchronized = s;
+        }
+        Self::write_activity(&mut data, a);
+        let a = Self::current(&data, activity, None)?;
+        let version = a.version.clone();
+        a.attendees
+            .into_iter()
+            .find(|l| l.line == line)
+            .map(|l| (l, Some(version)))
+            .ok_or_else(|| LnError::NotFound {
+                entity: "Attendee".into(),
+                key: format!("{activity}/{line}"),
+            })
     }
-    async fn add_attendee(&self, _: &ActivityKey, _: &Attendee) -> Result<Attendee, LnError> {
-        Err(LnError::Configuration("TODO add_attendee".into()))
+    async fn add_attendee(
+        &self,
+        activity: &ActivityKey,
+        attendee: &Attendee,
+    ) -> Result<Attendee, LnError> {
+        self.attendee_writes.fetch_add(1, Ordering::SeqCst);
+        let mut data = lock(&self.inner);
+        let mut a = Self::current(&data, activity, None)?;
+        let line = a.attendees.iter().map(|l| l.line).max().unwrap_or(0) + 10;
+        let mut new = attendee.clone();
+        new.activity = activity.clone();
+        new.line = line;
+        a.attendees.push(new);
+        Self::write_activity(&mut data, a);
+        let a = Self::current(&data, activity, None)?;
+        a.attendees
+            .into_iter()
+            .find(|l| l.line == line)
+            .ok_or_else(|| LnError::NotFound {
+                entity: "Attendee".into(),
+                key: format!("{activity}/{line}"),
+            })
     }
     async fn delete_attendee(
         &self,
-        _: &ActivityKey,
-        _: u32,
-        _: Option<&LnVersion>,
+        activity: &ActivityKey,
+        line: u32,
+        _version: Option<&LnVersion>,
     ) -> Result<(), LnError> {
-        Err(LnError::Configuration("TODO delete_attendee".into()))
+        self.attendee_writes.fetch_add(1, Ordering::SeqCst);
+        let mut data = lock(&self.inner);
+        let mut a = Self::current(&data, activity, None)?;
+        let before = a.attendees.len();
+        a.attendees.retain(|l| l.line != line);
+        if a.attendees.len() == before {
+            return Err(LnError::NotFound {
+                entity: "Attendee".into(),
+                key: format!("{activity}/{line}"),
+            });
+        }
+        Self::write_activity(&mut data, a);
+        let at = fake_now();
+        data.deleted.push(DeletedObject {
+            entity: DeletedEntity::Attendee,
+            key: format!("{activity}/{line}"),
+            deleted_at: at,
+        });
+        Ok(())
     }
-    async fn delete_activity(&self, _: &ActivityKey, _: &LnVersion) -> Result<(), LnError> {
-        Err(LnError::Configuration(
-            "activities are not modelled by MemoryLn".into(),
-        ))
+    async fn delete_activity(&self, key: &ActivityKey, version: &LnVersion) -> Result<(), LnError> {
+        self.activity_writes.fetch_add(1, Ordering::SeqCst);
+        let mut data = lock(&self.inner);
+        Self::current(&data, key, Some(version))?;
+        data.activities.remove(key);
+        let at = Self::stamp(&mut data);
+        data.deleted.push(DeletedObject {
+            entity: DeletedEntity::Activity,
+            key: key.to_string(),
+            deleted_at: at,
+        });
+        Ok(())
+    }
+}
+
+/// Applies an OData PATCH body: only the fields it names change.
+fn apply_patch(a: &mut Activity, p: &ActivityPatch) {
+    if let Some(v) = &p.subject {
+        a.subject.clone_from(v);
+    }
+    if let Some(v) = &p.location {
+        a.location.clone_from(v);
+    }
+    if let Some(v) = &p.information {
+        a.information.clone_from(v);
+    }
+    if let Some(v) = p.all_day {
+        a.all_day = v;
+    }
+    if let Some(v) = p.start {
+        a.start = v;
+    }
+    if let Some(v) = p.end {
+        a.end = v;
+    }
+    if let Some(v) = p.reminder_set {
+        a.reminder_set = v;
+    }
+    if let Some(v) = p.reminder_value {
+        a.reminder_value = v;
+    }
+    if let Some(v) = p.reminder_unit {
+        a.reminder_unit = v;
+    }
+    if let Some(v) = p.show_time_as {
+        a.show_time_as = v;
+    }
+    if let Some(v) = p.status {
+        a.status = v;
+    }
+    if let Some(v) = p.synchronize {
+        a.synchronize = v;
     }
 }
 
@@ -245,6 +521,7 @@ struct MailboxData {
     calls: Vec<(MailboxAddress, &'static str)>,
     /// Fail the next call of this mailbox with an unreachable error.
     down: Vec<MailboxAddress>,
+    cal: calendar::CalendarData,
 }
 
 impl MailboxData {
@@ -550,6 +827,77 @@ impl Mailbox for MemoryMailbox {
             cursor: FolderCursor(head.to_string()),
             more: false,
         })
+    }
+
+    async fn calendar_view(
+        &self,
+        mailbox: &MailboxAddress,
+        window: Window,
+    ) -> Result<Vec<calendar_types::CalendarEvent>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "calendar_view")?;
+        Ok(data.cal_view(mailbox, &window))
+    }
+
+    async fn sync_calendar(
+        &self,
+        mailbox: &MailboxAddress,
+        cursor: Option<&FolderCursor>,
+    ) -> Result<FolderChanges, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "sync_calendar")?;
+        data.cal_sync(mailbox, cursor)
+    }
+
+    async fn get_events(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+        window: Window,
+    ) -> Result<Vec<ItemOutcome<calendar_types::EventRead>>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "get_events")?;
+        Ok(data.cal_get(mailbox, ids, &window))
+    }
+
+    async fn find_stamped_events(
+        &self,
+        mailbox: &MailboxAddress,
+        stamps: &[CrmStamp],
+    ) -> Result<Vec<StampedItem>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "find_stamped_events")?;
+        Ok(data.cal_find_stamped(mailbox, stamps))
+    }
+
+    async fn create_events(
+        &self,
+        mailbox: &MailboxAddress,
+        events: &[calendar_types::NewEvent],
+    ) -> Result<Vec<ItemOutcome<calendar_types::CreatedEvent>>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "create_events")?;
+        Ok(data.cal_create(mailbox, events))
+    }
+
+    async fn update_events(
+        &self,
+        mailbox: &MailboxAddress,
+        updates: &[calendar_types::EventUpdate],
+    ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "update_events")?;
+        Ok(data.cal_update(mailbox, updates))
+    }
+
+    async fn cancel_events(
+        &self,
+        mailbox: &MailboxAddress,
+        ids: &[ExchangeItemId],
+    ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
+        let mut data = lock(&self.inner);
+        data.call(mailbox, "cancel_events")?;
+        Ok(data.cal_cancel(mailbox, ids))
     }
 }
 
