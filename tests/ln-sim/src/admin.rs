@@ -317,8 +317,11 @@ async fn post_attendee(
     body: Bytes,
 ) -> AdminResult {
     let attendee: Attendee = parse(&body)?;
-    let record = state.store.add_attendee(&company, &activity, attendee)?;
-    Ok(json_response(StatusCode::CREATED, render_attendee(&record)))
+    let change = state.store.add_attendee(&company, &activity, attendee)?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        render_attendee(&change.attendee),
+    ))
 }
 
 async fn patch_attendee(
@@ -327,10 +330,10 @@ async fn patch_attendee(
     body: Bytes,
 ) -> AdminResult {
     let patch: Value = parse(&body)?;
-    let record = state
+    let change = state
         .store
         .patch_attendee(&company, &activity, line, &patch, &IfMatch::Any)?;
-    ok(render_attendee(&record))
+    ok(render_attendee(&change.attendee))
 }
 
 async fn delete_attendee(

@@ -517,8 +517,14 @@ fn entity(
         ("PATCH", EntitySet::Attendees, EntityKey::Attendee { activity, line }) => {
             let patch = Value::Object(ctx.body(body)?);
             let if_match = ctx.if_match(method);
-            let record = store.patch_attendee(&company, &activity, line, &patch, &if_match)?;
-            updated(ctx, set, render_attendee(&record), &record.etag())
+            let change = store.patch_attendee(&company, &activity, line, &patch, &if_match)?;
+            let response = updated(
+                ctx,
+                set,
+                render_attendee(&change.attendee),
+                &change.attendee.etag(),
+            )?;
+            Ok(with_activity_etag(response, &change.activity_etag))
         }
         ("DELETE", EntitySet::Contacts, EntityKey::Single(k)) => {
             let if_match = ctx.if_match(method);
@@ -532,8 +538,8 @@ fn entity(
         }
         ("DELETE", EntitySet::Attendees, EntityKey::Attendee { activity, line }) => {
             let if_match = ctx.if_match(method);
-            store.delete_attendee(&company, &activity, line, &if_match)?;
-            Ok(no_content())
+            let activity_etag = store.delete_attendee(&company, &activity, line, &if_match)?;
+            Ok(with_activity_etag(no_content(), &activity_etag))
         }
         (m, _, _) => Err(ODataError::method_not_allowed(m, resource_name)),
     }
@@ -541,6 +547,20 @@ fn entity(
 
 fn not_found(resource_name: &str) -> ODataError {
     ODataError::not_found(format!("{resource_name} does not exist"))
+}
+
+/// Header of attendee writes naming the parent activity's etag after the write: an attendee
+/// change moves its activity, and a client must learn the new version without a second,
+/// racy read (`docs/ln-api.md` §4).
+pub const ACTIVITY_ETAG_HEADER: &str = "x-lnsync-activity-etag";
+
+fn with_activity_etag(mut response: Response, etag: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(ACTIVITY_ETAG_HEADER), value);
+    }
+    response
 }
 
 fn with_etag_header(mut response: Response, etag: &str) -> Response {
@@ -829,6 +849,17 @@ fn post_attendee(
     check_properties(&body, schema::ATTENDEES, "")?;
     let attendee: Attendee = decode(Value::Object(body))?;
     let activity = match activity {
+        // `Activities('A')/attendees` with another activity in the body is ambiguous: refuse
+        // rather than silently pick one.
+        Some(a) if !attendee.activity.is_empty() && attendee.activity != a => {
+            return Err(ODataError::from(store::StoreError::Validation {
+                field: "activity".into(),
+                message: format!(
+                    "'{}' does not match the activity in the URL",
+                    attendee.activity
+                ),
+            }));
+        }
         Some(a) => a,
         None if !attendee.activity.is_empty() => attendee.activity.clone(),
         None => {
@@ -838,22 +869,24 @@ fn post_attendee(
             }));
         }
     };
-    let record: Record<Attendee> =
-        ctx.state
-            .store
-            .add_attendee(&ctx.company, &activity, attendee)?;
+    let change = ctx
+        .state
+        .store
+        .add_attendee(&ctx.company, &activity, attendee)?;
+    let record: &Record<Attendee> = &change.attendee;
     let key_text = format!(
         "activity={},line={}",
         quote_key(&record.data.activity),
         record.data.line
     );
-    Ok(created(
+    let response = created(
         ctx,
         EntitySet::Attendees,
         &key_text,
-        render_attendee(&record),
+        render_attendee(record),
         &record.etag(),
-    ))
+    );
+    Ok(with_activity_etag(response, &change.activity_etag))
 }
 
 #[cfg(test)]

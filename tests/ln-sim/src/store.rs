@@ -170,6 +170,18 @@ pub struct ChangeEvent {
     pub id: String,
 }
 
+/// An attendee write together with the etag its parent activity moved to in the same step.
+///
+/// Any attendee change moves the parent's etag; a client that only learnt the attendee's new
+/// etag would hold a stale activity version and get a 412 on its next activity write. Reading
+/// the activity afterwards would be racy (another edit could slip in between), so the write
+/// reports the parent's etag itself (the OData layer serves it as `X-Lnsync-Activity-ETag`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttendeeChange {
+    pub attendee: Record<Attendee>,
+    pub activity_etag: String,
+}
+
 /// A new activity and its inline attendees (deep insert).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewActivity {
@@ -256,14 +268,14 @@ impl Tx<'_> {
     }
 
     /// Give an activity a new version and `lastModified` (after any change to it or its
-    /// attendees).
-    fn touch_activity(&mut self, key: &str) -> Result<(), StoreError> {
+    /// attendees); returns the new etag.
+    fn touch_activity(&mut self, key: &str) -> Result<String, StoreError> {
         let version = self.inner.bump();
         let now = self.now;
         let activity = activity_mut(self.data()?, key)?;
         activity.record.version = version;
         activity.record.last_modified = now;
-        Ok(())
+        Ok(format_etag(version))
     }
 }
 
@@ -845,13 +857,15 @@ impl Store {
         })
     }
 
-    /// Add an attendee to an activity; the line number is assigned.
+    /// Add an attendee to an activity; the line number is assigned as the last line + 1, so the
+    /// line of a removed last attendee can be given out again (the contract lets LN reuse
+    /// lines; clients must not treat a line as a permanent identity).
     pub fn add_attendee(
         &self,
         company: &str,
         activity: &str,
         mut attendee: Attendee,
-    ) -> Result<Record<Attendee>, StoreError> {
+    ) -> Result<AttendeeChange, StoreError> {
         self.write(company, |tx| {
             let version = tx.inner.bump();
             let now = tx.now;
@@ -873,7 +887,7 @@ impl Store {
                 last_modified: now,
             };
             parent.attendees.insert(record.data.line, record.clone());
-            tx.touch_activity(activity)?;
+            let activity_etag = tx.touch_activity(activity)?;
             tx.event(
                 EntityKind::Attendee,
                 attendee_key(activity, record.data.line),
@@ -884,7 +898,10 @@ impl Store {
                 activity.to_string(),
                 ChangeKind::Modified,
             );
-            Ok(record)
+            Ok(AttendeeChange {
+                attendee: record,
+                activity_etag,
+            })
         })
     }
 
@@ -896,7 +913,7 @@ impl Store {
         line: u32,
         patch: &Value,
         if_match: &IfMatch,
-    ) -> Result<Record<Attendee>, StoreError> {
+    ) -> Result<AttendeeChange, StoreError> {
         self.write(company, |tx| {
             let version = tx.inner.bump();
             let now = tx.now;
@@ -936,7 +953,7 @@ impl Store {
             activity_mut(data, activity)?
                 .attendees
                 .insert(line, record.clone());
-            tx.touch_activity(activity)?;
+            let activity_etag = tx.touch_activity(activity)?;
             tx.event(
                 EntityKind::Attendee,
                 attendee_key(activity, line),
@@ -947,18 +964,22 @@ impl Store {
                 activity.to_string(),
                 ChangeKind::Modified,
             );
-            Ok(record)
+            Ok(AttendeeChange {
+                attendee: record,
+                activity_etag,
+            })
         })
     }
 
-    /// Remove an attendee; recorded in `DeletedObjects` and moves the parent activity.
+    /// Remove an attendee; recorded in `DeletedObjects` and moves the parent activity, whose
+    /// new etag is returned.
     pub fn delete_attendee(
         &self,
         company: &str,
         activity: &str,
         line: u32,
         if_match: &IfMatch,
-    ) -> Result<(), StoreError> {
+    ) -> Result<String, StoreError> {
         self.write(company, |tx| {
             let data = tx.data()?;
             let parent = data
@@ -975,14 +996,14 @@ impl Store {
                 current.version,
             )?;
             parent.attendees.remove(&line);
-            tx.touch_activity(activity)?;
+            let activity_etag = tx.touch_activity(activity)?;
             tx.audit(EntityKind::Attendee, attendee_key(activity, line))?;
             tx.event(
                 EntityKind::Activity,
                 activity.to_string(),
                 ChangeKind::Modified,
             );
-            Ok(())
+            Ok(activity_etag)
         })
     }
 

@@ -533,6 +533,95 @@ async fn attendee_changes_move_the_activity() -> TestResult {
     Ok(())
 }
 
+/// The activity's etag as a fresh read shows it.
+async fn current_etag(api: &Api, key: &str) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    let (_, activity) = api.get(&format!("Activities('{key}')")).await?;
+    Ok(activity["@odata.etag"].as_str().map(str::to_string))
+}
+
+/// Every attendee write names the parent activity's new etag, so a client keeps an exact
+/// activity version without reading it again.
+#[tokio::test]
+async fn attendee_writes_report_the_activity_etag() -> TestResult {
+    let sim = start(2).await?;
+    let api = Api::new(&sim).await?;
+    let created: Value = api
+        .request(Method::POST, "Activities")
+        .json(&appointment_body("uid-etag@exchange"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let key = created["activity"].as_str().ok_or("no key")?.to_string();
+    let activity_etag = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("x-lnsync-activity-etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+
+    // PATCH, answered with the representation and with 204.
+    for prefer in ["return=representation", "return=minimal"] {
+        let response = api
+            .request(
+                Method::PATCH,
+                &format!("Attendees(activity='{key}',line=2)"),
+            )
+            .header("If-Match", "*")
+            .header("Prefer", prefer)
+            .json(&json!({"sentToSynchronizer": true}))
+            .send()
+            .await?;
+        assert!(response.status().is_success(), "{}", response.status());
+        let reported = activity_etag(&response);
+        assert!(reported.is_some(), "{prefer}");
+        assert_ne!(reported.as_deref(), created["@odata.etag"].as_str());
+        assert_eq!(reported, current_etag(&api, &key).await?, "{prefer}");
+    }
+
+    // POST (both forms) and DELETE.
+    let response = api
+        .request(Method::POST, "Attendees")
+        .json(&json!({"activity": key, "attendeeType": "Other", "email": "x@y.example"}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(activity_etag(&response), current_etag(&api, &key).await?);
+    let added: Value = response.json().await?;
+    assert_eq!(added["line"], 4);
+
+    let response = api
+        .request(Method::POST, &format!("Activities('{key}')/attendees"))
+        .json(&json!({"attendeeType": "Other", "fullName": "Walk-in"}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(activity_etag(&response), current_etag(&api, &key).await?);
+
+    let response = api
+        .request(
+            Method::DELETE,
+            &format!("Attendees(activity='{key}',line=5)"),
+        )
+        .header("If-Match", "*")
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(activity_etag(&response), current_etag(&api, &key).await?);
+
+    // The navigation form refuses a body naming another activity.
+    let response = api
+        .request(Method::POST, &format!("Activities('{key}')/attendees"))
+        .json(&json!({"activity": "ACT999999", "attendeeType": "Other", "fullName": "X"}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await?;
+    assert_eq!(body["error"]["target"], "activity");
+    Ok(())
+}
+
 #[tokio::test]
 async fn deletes_are_recorded() -> TestResult {
     let sim = start(3).await?;

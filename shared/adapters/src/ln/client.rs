@@ -28,6 +28,11 @@ use super::wire::{self, ErrorBody, Page};
 /// Header carrying the LN company.
 pub const COMPANY_HEADER: &str = "X-Infor-LnCompany";
 
+/// Response header of attendee writes naming the parent activity's etag after the write
+/// (`docs/ln-api.md` §4): attendee changes move the activity, and reading it again afterwards
+/// could pick up someone else's edit as if it were ours.
+pub const ACTIVITY_ETAG_HEADER: &str = "X-Lnsync-Activity-ETag";
+
 /// Default path of the service below `{iu}/{ti}/`.
 pub const DEFAULT_SERVICE_PATH: &str = "LN/lnapi/odata/lnsync/";
 
@@ -409,23 +414,33 @@ impl LnClient {
     }
 
     async fn write_call(&self, call: &Call<'_>) -> Result<Option<Value>, LnError> {
+        self.write_call_with_headers(call)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// A write whose caller also needs a response header (the parent activity's etag).
+    async fn write_call_with_headers(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<(Option<Value>, HeaderMap), LnError> {
         let answer = self.execute(call).await?;
         if !answer.status.is_success() {
             return Err(self.fail(call, answer));
         }
+        let headers = answer.headers.clone();
         if answer.status == StatusCode::NO_CONTENT {
-            return Ok(None);
+            return Ok((None, headers));
         }
         let body = self.body(call, answer)?;
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| LnError::Protocol {
-                message: format!(
-                    "unexpected {} response from {}",
-                    call.target.entity, call.url
-                ),
-                source: Some(Box::new(e)),
-            })
+        let value = serde_json::from_slice(&body).map_err(|e| LnError::Protocol {
+            message: format!(
+                "unexpected {} response from {}",
+                call.target.entity, call.url
+            ),
+            source: Some(Box::new(e)),
+        })?;
+        Ok((Some(value), headers))
     }
 }
 
@@ -471,6 +486,44 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 fn since_filter(field: &str, since: Option<DateTime<Utc>>) -> Option<String> {
     since.map(|at| format!("{field} ge {}", datetime_literal(at)))
+}
+
+/// `Attendees(activity='…',line=n)`.
+fn attendee_resource(activity: &ActivityKey, line: u32) -> String {
+    format!(
+        "Attendees({})",
+        encode_path(&format!(
+            "activity={},line={line}",
+            string_literal(activity.as_str())
+        ))
+    )
+}
+
+/// The parent activity's etag reported by an attendee write, if LN sent one.
+fn activity_etag(headers: &HeaderMap) -> Option<LnVersion> {
+    headers
+        .get(ACTIVITY_ETAG_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(LnVersion::new)
+}
+
+/// Keeps one row per activity key: the last one served.
+///
+/// Paging is keyset-based on (`lastModified`, `activity`): an activity changed while the walk
+/// is under way moves behind the cursor and is served again, newer, on a later page. The later
+/// copy is the current one; the earlier is dropped so callers never see one activity twice.
+fn last_per_key(rows: Vec<Activity>) -> Vec<Activity> {
+    let mut last = std::collections::HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        last.insert(row.activity.clone(), i);
+    }
+    rows.into_iter()
+        .enumerate()
+        .filter(|(i, row)| last.get(&row.activity) == Some(i))
+        .map(|(_, row)| row)
+        .collect()
 }
 
 #[async_trait]
@@ -582,7 +635,11 @@ impl LnGateway for LnClient {
                 ],
             )
             .await?;
-        rows.into_iter().map(activity).collect()
+        let activities = rows
+            .into_iter()
+            .map(activity)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(last_per_key(activities))
     }
 
     async fn activity(&self, key: &ActivityKey) -> Result<Option<Activity>, LnError> {
@@ -665,59 +722,93 @@ impl LnGateway for LnClient {
         line: u32,
         version: Option<&LnVersion>,
         patch: &AttendeePatch,
-    ) -> Result<Attendee, LnError> {
+    ) -> Result<(Attendee, Option<LnVersion>), LnError> {
         let body = wire::attendee_patch_body(patch).map_err(|e| LnError::Protocol {
             message: "cannot encode the attendee patch".into(),
             source: Some(Box::new(e)),
         })?;
-        let resource = format!(
-            "Attendees({})",
-            encode_path(&format!(
-                "activity={},line={line}",
-                string_literal(activity_key.as_str())
-            ))
-        );
-        let target = Target::new("Attendee", format!("{activity_key}/{line}"));
         // Without a known version, `*` states "any version" explicitly rather than omitting the
         // precondition (which LN would also accept, but silently).
         let if_match = version.map_or("*", LnVersion::as_str);
-        let updated = self
-            .write(
-                Method::PATCH,
-                resource,
-                Some(&body),
-                Some(if_match),
-                Some("return=representation"),
-                target,
-            )
-            .await?;
-        match updated {
-            Some(value) => Ok(Attendee::from(decode_row::<wire::WireAttendee>(
-                "Attendee", value,
-            )?)),
+        let call = Call {
+            method: Method::PATCH,
+            url: self.url(&attendee_resource(activity_key, line), &[]),
+            body: Some(&body),
+            if_match: Some(if_match),
+            prefer: Some("return=representation".into()),
+            target: Target::new("Attendee", format!("{activity_key}/{line}")),
+        };
+        let (updated, headers) = self.write_call_with_headers(&call).await?;
+        let activity_version = activity_etag(&headers);
+        let attendee = match updated {
+            Some(value) => Attendee::from(decode_row::<wire::WireAttendee>("Attendee", value)?),
             None => {
+                // A server that ignores the preference answers 204: read the line back. The
+                // activity's version is still only taken from the header: the re-read could
+                // carry someone else's later edit.
                 let activity = self.activity(activity_key).await?;
                 activity
                     .and_then(|a| a.attendees.into_iter().find(|t| t.line == line))
                     .ok_or_else(|| LnError::NotFound {
                         entity: "Attendee".into(),
                         key: format!("{activity_key}/{line}"),
-                    })
+                    })?
             }
-        }
+        };
+        Ok((attendee, activity_version))
     }
 
-    async fn add_attendee(&self, _: &ActivityKey, _: &Attendee) -> Result<Attendee, LnError> {
-        Err(LnError::Configuration("TODO add_attendee".into()))
+    async fn add_attendee(
+        &self,
+        activity_key: &ActivityKey,
+        attendee: &Attendee,
+    ) -> Result<Attendee, LnError> {
+        // The parent comes from the argument, not from `attendee.activity`, which callers
+        // building a new line may leave empty.
+        let body =
+            wire::attendee_create_body(activity_key, attendee).map_err(|e| LnError::Protocol {
+                message: "cannot encode the new attendee".into(),
+                source: Some(Box::new(e)),
+            })?;
+        let created = self
+            .write(
+                Method::POST,
+                "Attendees".into(),
+                Some(&body),
+                None,
+                Some("return=representation"),
+                Target::new("Attendee", format!("{activity_key}/new")),
+            )
+            .await?
+            .ok_or_else(|| LnError::Protocol {
+                message: format!("LN added an attendee to {activity_key} but returned no body"),
+                source: None,
+            })?;
+        Ok(Attendee::from(decode_row::<wire::WireAttendee>(
+            "Attendee", created,
+        )?))
     }
+
     async fn delete_attendee(
         &self,
-        _: &ActivityKey,
-        _: u32,
-        _: Option<&LnVersion>,
+        activity_key: &ActivityKey,
+        line: u32,
+        version: Option<&LnVersion>,
     ) -> Result<(), LnError> {
-        Err(LnError::Configuration("TODO delete_attendee".into()))
+        // As for updates: `*` says "any version" explicitly when the caller has none.
+        let if_match = version.map_or("*", LnVersion::as_str);
+        self.write(
+            Method::DELETE,
+            attendee_resource(activity_key, line),
+            None,
+            Some(if_match),
+            None,
+            Target::new("Attendee", format!("{activity_key}/{line}")),
+        )
+        .await?;
+        Ok(())
     }
+
     async fn delete_activity(&self, key: &ActivityKey, version: &LnVersion) -> Result<(), LnError> {
         self.write(
             Method::DELETE,
@@ -749,5 +840,59 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    fn row(key: &str, minute: u32) -> Activity {
+        use lnsync_core::model::{ActivityStatus, ActivityType, Origin, ShowTimeAs};
+        let at = DateTime::<Utc>::from_timestamp(1_795_000_000 + i64::from(minute) * 60, 0)
+            .unwrap_or_default();
+        Activity {
+            activity: ActivityKey::new(key),
+            activity_type: ActivityType::Appointment,
+            subject: None,
+            location: None,
+            information: None,
+            all_day: false,
+            start: at,
+            end: at,
+            reminder_set: false,
+            reminder_value: None,
+            reminder_unit: None,
+            show_time_as: ShowTimeAs::Busy,
+            status: ActivityStatus::Planned,
+            synchronize: true,
+            contact: None,
+            business_partner: None,
+            external_reference: None,
+            origin: Origin::Ln,
+            last_modified: at,
+            version: LnVersion::new(format!("W/\"{minute}\"")),
+            attendees: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_row_served_twice_while_paging_is_kept_once_as_its_later_copy() {
+        let rows = vec![row("A", 1), row("B", 2), row("C", 3), row("A", 4)];
+        let kept = last_per_key(rows);
+        let keys: Vec<(&str, u32)> = kept
+            .iter()
+            .map(|a| {
+                let minute = a.version.as_str().trim_matches(|c| !char::is_numeric(c));
+                (a.activity.as_str(), minute.parse().unwrap_or(0))
+            })
+            .collect();
+        assert_eq!(keys, [("B", 2), ("C", 3), ("A", 4)]);
+        assert!(last_per_key(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn the_activity_etag_header_is_read_when_present() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(activity_etag(&headers), None);
+        headers.insert(ACTIVITY_ETAG_HEADER, HeaderValue::from_static("W/\"17\""));
+        assert_eq!(activity_etag(&headers), Some(LnVersion::new("W/\"17\"")));
+        headers.insert(ACTIVITY_ETAG_HEADER, HeaderValue::from_static(" "));
+        assert_eq!(activity_etag(&headers), None);
     }
 }

@@ -28,7 +28,10 @@ mod wire;
 #[cfg(test)]
 mod sim_tests;
 
-pub use client::{COMPANY_HEADER, DEFAULT_SERVICE_PATH, LnClient, LnClientConfig, ThrottlePolicy};
+pub use client::{
+    ACTIVITY_ETAG_HEADER, COMPANY_HEADER, DEFAULT_SERVICE_PATH, LnClient, LnClientConfig,
+    ThrottlePolicy,
+};
 pub use ionapi::{IonApi, IonApiError, Secret};
 
 impl From<IonApiError> for lnsync_core::error::LnError {

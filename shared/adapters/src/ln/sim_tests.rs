@@ -327,7 +327,7 @@ async fn attendee_updates_with_and_without_version() -> TestResult {
         sent_to_synchronizer: Some(true),
         synchronized: Some(false),
     };
-    let updated = ln
+    let (updated, activity_version) = ln
         .update_attendee(&key, 2, guest.version.as_ref(), &patch)
         .await?;
     assert_eq!(updated.attendance_status, AttendanceStatus::Declined);
@@ -354,6 +354,318 @@ async fn attendee_updates_with_and_without_version() -> TestResult {
     // The attendee change moved the activity.
     let after = ln.activity(&key).await?.ok_or("activity vanished")?;
     assert_ne!(after.version, created.version);
+    assert!(activity_version.is_some());
+    assert_ne!(
+        activity_version.as_ref(),
+        Some(&after.version),
+        "moved again"
+    );
+    Ok(())
+}
+
+/// The activity version an attendee update reports is exact: the next activity write made with
+/// it succeeds instead of running into a 412.
+#[tokio::test]
+async fn attendee_update_reports_the_activity_version() -> TestResult {
+    let (sim, ln) = setup(demo_seed(COMPANY, 2, 2), 200).await?;
+    sim.clock().freeze_at(at("2026-11-29T10:00:00Z"));
+    let created = ln.create_activity(&new_activity("uid-parent")).await?;
+    let key = created.activity.clone();
+    sim.clock().freeze_at(at("2026-11-29T10:05:00Z"));
+    let (attendee, version) = ln
+        .update_attendee(
+            &key,
+            1,
+            created.attendees[0].version.as_ref(),
+            &AttendeePatch {
+                sent_to_synchronizer: Some(true),
+                synchronized: Some(false),
+                ..AttendeePatch::default()
+            },
+        )
+        .await?;
+    assert!(attendee.sent_to_synchronizer && !attendee.synchronized);
+    let version = version.ok_or("LN reported no activity version")?;
+    assert_ne!(version, created.version);
+    let read = ln.activity(&key).await?.ok_or("activity vanished")?;
+    assert_eq!(read.version, version);
+    assert_eq!(read.last_modified, at("2026-11-29T10:05:00Z"));
+    assert_eq!(read.attendees[0], attendee);
+
+    sim.clear_requests();
+    let patch = ActivityPatch {
+        subject: Some(Some("Renamed".into())),
+        ..ActivityPatch::default()
+    };
+    let updated = ln.update_activity(&key, &version, &patch).await?;
+    assert_eq!(updated.subject.as_deref(), Some("Renamed"));
+    assert_eq!(sim.count(|r| r.status == 412), 0);
+    assert_eq!(
+        sim.count_calls("GET", "Activities"),
+        0,
+        "no read-back needed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn attendees_are_added_and_removed() -> TestResult {
+    let (sim, ln) = setup(demo_seed(COMPANY, 2, 2), 200).await?;
+    sim.clock().freeze_at(at("2026-11-29T10:00:00Z"));
+    let created = ln.create_activity(&new_activity("uid-lines")).await?;
+    let key = created.activity.clone();
+
+    // Added: LN assigns the line, the parent comes from the argument, flags are kept.
+    sim.clock().freeze_at(at("2026-11-29T10:01:00Z"));
+    let new_line = Attendee {
+        activity: ActivityKey::new("IGNORED"),
+        line: 99,
+        attendance: Attendance::Required,
+        attendee_type: AttendeeType::Contact,
+        attendee: Some("CON000001".into()),
+        full_name: None,
+        email: Some("lars@example.com".into()),
+        attendance_status: AttendanceStatus::Tentative,
+        invite: true,
+        sent_to_synchronizer: true,
+        synchronized: false,
+        version: None,
+    };
+    let added = ln.add_attendee(&key, &new_line).await?;
+    assert_eq!(added.activity, key);
+    assert_eq!(added.line, 3);
+    assert_eq!(added.attendee_type, AttendeeType::Contact);
+    assert_eq!(added.attendee.as_deref(), Some("CON000001"));
+    assert_eq!(added.attendance_status, AttendanceStatus::Tentative);
+    assert!(added.invite && added.sent_to_synchronizer && !added.synchronized);
+    assert!(added.version.is_some(), "the new line carries its etag");
+    let post = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.is_set("Attendees"))
+        .ok_or("no POST Attendees")?;
+    assert_eq!(post.status, 201);
+    let after_add = ln.activity(&key).await?.ok_or("activity vanished")?;
+    assert_ne!(
+        after_add.version, created.version,
+        "adding moves the activity"
+    );
+    assert_eq!(after_add.last_modified, at("2026-11-29T10:01:00Z"));
+    assert_eq!(after_add.attendees.len(), 3);
+    assert_eq!(after_add.attendees[2], added);
+
+    // Removed: a stale version is a 412, the current one removes the line.
+    sim.clock().freeze_at(at("2026-11-29T10:02:00Z"));
+    sim.store().patch_attendee(
+        COMPANY,
+        key.as_str(),
+        3,
+        &serde_json::json!({"attendanceStatus": "Accepted"}),
+        &ln_sim::IfMatch::Any,
+    )?;
+    let stale = ln
+        .delete_attendee(&key, 3, added.version.as_ref())
+        .await
+        .err();
+    assert!(
+        matches!(&stale, Some(LnError::PreconditionFailed { entity, key: k })
+            if entity == "Attendee" && k == &format!("{key}/3")),
+        "{stale:?}"
+    );
+    let current = ln
+        .activity(&key)
+        .await?
+        .and_then(|a| a.attendees.into_iter().find(|t| t.line == 3))
+        .ok_or("line 3 vanished")?;
+    ln.delete_attendee(&key, 3, current.version.as_ref())
+        .await?;
+    let after_delete = ln.activity(&key).await?.ok_or("activity vanished")?;
+    assert_eq!(after_delete.attendees.len(), 2);
+    assert_ne!(after_delete.version, after_add.version, "removing moves it");
+    assert_eq!(after_delete.last_modified, at("2026-11-29T10:02:00Z"));
+    let deleted = ln.deleted_since(DeletedEntity::Attendee, None).await?;
+    assert_eq!(
+        deleted.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(),
+        [format!("{key}/3")]
+    );
+
+    // Without a version: `If-Match: *`. A missing line or activity is NotFound.
+    ln.delete_attendee(&key, 2, None).await?;
+    let last = sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "DELETE")
+        .ok_or("no DELETE")?;
+    assert_eq!(last.if_match.as_deref(), Some("*"));
+    let gone = ln.delete_attendee(&key, 2, None).await.err();
+    assert!(matches!(gone, Some(LnError::NotFound { .. })), "{gone:?}");
+    let orphan = ln
+        .add_attendee(&ActivityKey::new("ACT999999"), &new_line)
+        .await
+        .err();
+    assert!(
+        matches!(orphan, Some(LnError::NotFound { .. })),
+        "{orphan:?}"
+    );
+
+    // LN's validation comes back as a permanent server error naming the field.
+    let invalid = Attendee {
+        attendee: Some("NOPE".into()),
+        ..new_line.clone()
+    };
+    let error = ln
+        .add_attendee(&key, &invalid)
+        .await
+        .err()
+        .ok_or("expected 400")?;
+    assert!(
+        matches!(&error, LnError::Server { status: 400, code, .. } if code == "InvalidValue"),
+        "{error:?}"
+    );
+    assert_eq!(error.class(), ErrorClass::Permanent);
+    Ok(())
+}
+
+#[tokio::test]
+async fn deep_insert_keeps_attendees_and_their_flags() -> TestResult {
+    let (sim, ln) = setup(demo_seed(COMPANY, 2, 2), 200).await?;
+    let new = new_activity("uid-deep@exchange");
+    let created = ln.create_activity(&new).await?;
+    assert!(created.activity.as_str().starts_with("ACT"));
+    assert_eq!(sim.count_calls("POST", "Activities"), 1, "one round trip");
+    assert_eq!(created.attendees.len(), 2);
+    for (line, (got, sent)) in created
+        .attendees
+        .iter()
+        .zip(&new.activity.attendees)
+        .enumerate()
+    {
+        assert_eq!(got.activity, created.activity);
+        assert_eq!(got.line as usize, line + 1);
+        assert_eq!(got.attendance, sent.attendance);
+        assert_eq!(got.attendee_type, sent.attendee_type);
+        assert_eq!(got.attendee, sent.attendee);
+        assert_eq!(got.email, sent.email);
+        assert_eq!(got.attendance_status, sent.attendance_status);
+        assert_eq!(
+            (got.invite, got.sent_to_synchronizer, got.synchronized),
+            (sent.invite, sent.sent_to_synchronizer, sent.synchronized)
+        );
+        assert!(got.version.is_some());
+    }
+    // What the window read returns equals what the create returned.
+    let listed = ln.activities_in_window(window(), None).await?;
+    assert_eq!(
+        listed.iter().find(|a| a.activity == created.activity),
+        Some(&created)
+    );
+
+    // An idempotent retry adopts the first activity and creates nothing.
+    let again = ln.create_activity(&new).await.err();
+    assert!(
+        matches!(&again, Some(LnError::AlreadyExists { existing_key, .. })
+            if existing_key == created.activity.as_str()),
+        "{again:?}"
+    );
+    assert_eq!(
+        ln.activities_in_window(window(), None).await?.len(),
+        listed.len()
+    );
+
+    // Deleting records the activity and each of its attendees.
+    ln.delete_activity(&created.activity, &created.version)
+        .await?;
+    let activities = ln.deleted_since(DeletedEntity::Activity, None).await?;
+    assert_eq!(activities.len(), 1);
+    assert_eq!(activities[0].key, created.activity.as_str());
+    let attendees = ln.deleted_since(DeletedEntity::Attendee, None).await?;
+    assert_eq!(attendees.len(), 2);
+    Ok(())
+}
+
+/// The calendar feed: appointments and calls in the window, attendees expanded, `ge` on the
+/// watermark (rows sharing it are re-read), every page followed; attendee changes put an
+/// activity back into the feed.
+#[tokio::test]
+async fn activity_feed_uses_ge_expands_attendees_and_pages() -> TestResult {
+    let (sim, ln) = setup(demo_seed(COMPANY, 2, 2), 2).await?;
+    let tie = at("2026-11-29T10:00:00.250Z");
+    sim.clock().freeze_at(tie);
+    let mut keys = Vec::new();
+    for i in 0..5 {
+        let created = ln
+            .create_activity(&new_activity(&format!("uid-feed-{i}")))
+            .await?;
+        keys.push(created.activity);
+    }
+    // Neither a task nor an appointment outside the window is part of the feed.
+    let mut task = new_activity("uid-task");
+    task.activity.activity_type = ActivityType::Task;
+    ln.create_activity(&task).await?;
+    let mut past = new_activity("uid-past");
+    past.activity.start = at("2026-10-01T09:00:00Z");
+    past.activity.end = at("2026-10-01T10:00:00Z");
+    ln.create_activity(&past).await?;
+
+    sim.clear_requests();
+    let feed = ln.activities_in_window(window(), Some(tie)).await?;
+    assert_eq!(
+        feed.iter().map(|a| a.activity.clone()).collect::<Vec<_>>(),
+        keys,
+        "ordered by (lastModified, activity), rows at the watermark included"
+    );
+    assert!(feed.iter().all(|a| a.attendees.len() == 2));
+    let gets: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_set("Activities"))
+        .collect();
+    assert_eq!(gets.len(), 3, "5 rows in pages of 2");
+    let first = gets[0].decoded_query();
+    assert!(
+        first.contains("lastModified ge 2026-11-29T10:00:00.250Z"),
+        "{first}"
+    );
+    assert!(first.contains("$expand=attendees"), "{first}");
+    assert!(first.contains("$orderby=lastModified,activity"), "{first}");
+    assert!(first.contains("end ge 2026-11-01T00:00:00.000Z"), "{first}");
+    assert!(
+        first.contains("start lt 2027-12-31T00:00:00.000Z"),
+        "{first}"
+    );
+    assert!(
+        gets[1..]
+            .iter()
+            .all(|r| r.decoded_query().contains("$skiptoken="))
+    );
+
+    // Just past the watermark: nothing, until an attendee changes.
+    let later = at("2026-11-29T10:00:00.251Z");
+    assert!(
+        ln.activities_in_window(window(), Some(later))
+            .await?
+            .is_empty()
+    );
+    sim.clock().freeze_at(at("2026-11-29T10:10:00Z"));
+    ln.update_attendee(
+        &keys[3],
+        2,
+        None,
+        &AttendeePatch {
+            attendance_status: Some(AttendanceStatus::Accepted),
+            ..AttendeePatch::default()
+        },
+    )
+    .await?;
+    let changed = ln.activities_in_window(window(), Some(later)).await?;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].activity, keys[3]);
+    assert_eq!(changed[0].last_modified, at("2026-11-29T10:10:00Z"));
+    assert_eq!(
+        changed[0].attendees[1].attendance_status,
+        AttendanceStatus::Accepted
+    );
     Ok(())
 }
 

@@ -437,6 +437,15 @@ struct AttendeeCreate<'a> {
     synchronized: bool,
 }
 
+/// Attendee as sent to `POST Attendees`: the parent named in the body, the line assigned by LN.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AttendeeAdd<'a> {
+    activity: &'a str,
+    #[serde(flatten)]
+    attendee: AttendeeCreate<'a>,
+}
+
 /// Activity as sent in a deep insert: without its key, `lastModified` or etag.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -483,21 +492,32 @@ pub(crate) fn create_body(new: &NewActivity) -> Result<Value, serde_json::Error>
         business_partner: a.business_partner.as_deref(),
         external_reference: a.external_reference.as_deref(),
         origin: a.origin,
-        attendees: a
-            .attendees
-            .iter()
-            .map(|t| AttendeeCreate {
-                attendance: t.attendance,
-                attendee_type: t.attendee_type,
-                attendee: t.attendee.as_deref(),
-                full_name: t.full_name.as_deref(),
-                email: t.email.as_deref(),
-                attendance_status: t.attendance_status,
-                invite: t.invite,
-                sent_to_synchronizer: t.sent_to_synchronizer,
-                synchronized: t.synchronized,
-            })
-            .collect(),
+        attendees: a.attendees.iter().map(attendee_create).collect(),
+    })
+}
+
+fn attendee_create(t: &Attendee) -> AttendeeCreate<'_> {
+    AttendeeCreate {
+        attendance: t.attendance,
+        attendee_type: t.attendee_type,
+        attendee: t.attendee.as_deref(),
+        full_name: t.full_name.as_deref(),
+        email: t.email.as_deref(),
+        attendance_status: t.attendance_status,
+        invite: t.invite,
+        sent_to_synchronizer: t.sent_to_synchronizer,
+        synchronized: t.synchronized,
+    }
+}
+
+/// The body for `POST Attendees`: the new line under `activity`.
+pub(crate) fn attendee_create_body(
+    activity: &ActivityKey,
+    attendee: &Attendee,
+) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(AttendeeAdd {
+        activity: activity.as_str(),
+        attendee: attendee_create(attendee),
     })
 }
 

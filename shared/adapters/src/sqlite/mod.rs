@@ -129,7 +129,8 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserState> {
 }
 
 const LINK_COLS: &str = "env, user_id, kind, ln_key, exchange_id, exchange_version, ln_version, \
-                         ln_modified, ln_hash, exchange_hash, ical_uid, origin, organizer, last_error, updated_at";
+                         ln_modified, ln_hash, exchange_hash, ical_uid, origin, organizer, last_error, updated_at, \
+                         event_original_start, event_series_id, event_end";
 
 /// One link by its full primary key.
 fn link_by_key_sql() -> String {
@@ -149,6 +150,58 @@ fn link_by_exchange_id_sql() -> String {
     )
 }
 
+/// Every link of one (env, user, kind): a range of the primary key, in key order.
+fn all_links_sql() -> String {
+    format!(
+        "SELECT {LINK_COLS} FROM links \
+         WHERE env = ?1 AND user_id = ?2 AND kind = ?3 ORDER BY ln_key"
+    )
+}
+
+/// Links by iCalendar UID. INDEXED BY for the same reason as [`link_by_exchange_id_sql`].
+fn links_by_ical_uid_sql() -> String {
+    format!(
+        "SELECT {LINK_COLS} FROM links INDEXED BY links_by_ical_uid \
+         WHERE env = ?1 AND user_id = ?2 AND kind = ?3 AND ical_uid = ?4 ORDER BY ln_key"
+    )
+}
+
+/// Links by recurring master. INDEXED BY for the same reason as [`link_by_exchange_id_sql`].
+fn links_by_series_sql() -> String {
+    format!(
+        "SELECT {LINK_COLS} FROM links INDEXED BY links_by_series \
+         WHERE env = ?1 AND user_id = ?2 AND kind = ?3 AND event_series_id = ?4 ORDER BY ln_key"
+    )
+}
+
+/// Runs one of the multi-row link queries above with four text parameters.
+fn query_links(conn: &Connection, sql: &str, params: &[&str]) -> rusqlite::Result<Vec<Link>> {
+    conn.prepare_cached(sql)?
+        .query_map(rusqlite::params_from_iter(params), link_from_row)?
+        .collect()
+}
+
+/// `Link.event` from its three columns: present exactly when `event_end` is.
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Option<EventLink>> {
+    let original_start = row.get::<_, Option<Ts>>(15)?.map(|t| t.0);
+    let series_id = row.get::<_, Option<String>>(16)?.map(ExchangeItemId::new);
+    match row.get::<_, Option<Ts>>(17)? {
+        Some(end) => Ok(Some(EventLink {
+            original_start,
+            series_id,
+            end: end.0,
+        })),
+        None if original_start.is_none() && series_id.is_none() => Ok(None),
+        // Written only by `put_links`, which sets all three or none: half an event is damage,
+        // and dropping it silently would lose a series membership (R25).
+        None => Err(rusqlite::Error::FromSqlConversionFailure(
+            17,
+            rusqlite::types::Type::Null,
+            "event_end is missing while other event columns are set".into(),
+        )),
+    }
+}
+
 fn link_from_row(row: &Row<'_>) -> rusqlite::Result<Link> {
     Ok(Link {
         env: EnvironmentId::new(row.get::<_, String>(0)?),
@@ -166,8 +219,7 @@ fn link_from_row(row: &Row<'_>) -> rusqlite::Result<Link> {
         organizer: row.get::<_, Option<String>>(12)?.map(MailboxAddress::new),
         last_error: row.get(13)?,
         updated_at: row.get::<_, Ts>(14)?.0,
-        // TODO(calendar store): persist `event` (own helper finishes this).
-        event: None,
+        event: event_from_row(row)?,
     })
 }
 
@@ -402,37 +454,54 @@ impl StateStore for SqliteStateStore {
 
     async fn all_links(
         &self,
-        _env: &EnvironmentId,
-        _user: &UserId,
-        _kind: LinkKind,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
     ) -> Result<Vec<Link>, StoreError> {
-        Err(StoreError::Corrupt {
-            message: "TODO all_links".into(),
+        let (env, user) = (env.as_str().to_owned(), user.as_str().to_owned());
+        self.with_conn(move |c| {
+            let kind = kind_name(kind)?;
+            query_links(c, &all_links_sql(), &[&env, &user, &kind])
         })
+        .await
     }
 
     async fn links_by_ical_uid(
         &self,
-        _env: &EnvironmentId,
-        _user: &UserId,
-        _kind: LinkKind,
-        _uid: &IcalUid,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        uid: &IcalUid,
     ) -> Result<Vec<Link>, StoreError> {
-        Err(StoreError::Corrupt {
-            message: "TODO links_by_ical_uid".into(),
+        let (env, user, uid) = (
+            env.as_str().to_owned(),
+            user.as_str().to_owned(),
+            uid.as_str().to_owned(),
+        );
+        self.with_conn(move |c| {
+            let kind = kind_name(kind)?;
+            query_links(c, &links_by_ical_uid_sql(), &[&env, &user, &kind, &uid])
         })
+        .await
     }
 
     async fn links_by_series(
         &self,
-        _env: &EnvironmentId,
-        _user: &UserId,
-        _kind: LinkKind,
-        _series: &ExchangeItemId,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        series: &ExchangeItemId,
     ) -> Result<Vec<Link>, StoreError> {
-        Err(StoreError::Corrupt {
-            message: "TODO links_by_series".into(),
+        let (env, user, series) = (
+            env.as_str().to_owned(),
+            user.as_str().to_owned(),
+            series.as_str().to_owned(),
+        );
+        self.with_conn(move |c| {
+            let kind = kind_name(kind)?;
+            query_links(c, &links_by_series_sql(), &[&env, &user, &kind, &series])
         })
+        .await
     }
 
     async fn link_count(
@@ -463,9 +532,11 @@ impl StateStore for SqliteStateStore {
             {
                 let mut stmt = tx.prepare_cached(&format!(
                     "INSERT OR REPLACE INTO links ({LINK_COLS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                             ?16, ?17, ?18)"
                 ))?;
                 for l in &links {
+                    let event = l.event.as_ref();
                     stmt.execute(params![
                         l.env.as_str(),
                         l.user.as_str(),
@@ -482,6 +553,11 @@ impl StateStore for SqliteStateStore {
                         l.organizer.as_ref().map(MailboxAddress::as_str),
                         l.last_error,
                         Ts(l.updated_at),
+                        event.and_then(|e| e.original_start).map(Ts),
+                        event
+                            .and_then(|e| e.series_id.as_ref())
+                            .map(ExchangeItemId::as_str),
+                        event.map(|e| Ts(e.end)),
                     ])?;
                 }
             }
@@ -869,7 +945,12 @@ mod tests {
                     rows.collect::<rusqlite::Result<Vec<_>>>()
                         .map(|v| v.join("; "))
                 };
-                Ok([plan(&link_by_key_sql())?, plan(&link_by_exchange_id_sql())?])
+                Ok([
+                    plan(&link_by_key_sql())?,
+                    plan(&link_by_exchange_id_sql())?,
+                    plan(&links_by_ical_uid_sql())?,
+                    plan(&links_by_series_sql())?,
+                ])
             })
             .await
             .expect("plans");
@@ -883,6 +964,117 @@ mod tests {
             "{}",
             plans[1]
         );
+        assert!(
+            plans[2].contains(
+                "USING INDEX links_by_ical_uid (env=? AND user_id=? AND kind=? AND ical_uid=?)"
+            ),
+            "{}",
+            plans[2]
+        );
+        assert!(
+            plans[3].contains(
+                "USING INDEX links_by_series (env=? AND user_id=? AND kind=? AND event_series_id=?)"
+            ),
+            "{}",
+            plans[3]
+        );
         assert!(plans.iter().all(|p| !p.contains("SCAN")), "{plans:?}");
+    }
+
+    /// `all_links` reads one (env, user, kind) range of the primary key, not the table.
+    #[tokio::test]
+    async fn all_links_reads_one_key_range() {
+        let store = SqliteStateStore::open_in_memory().expect("open");
+        let plan = store
+            .with_conn(|c| {
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {}", all_links_sql()))?;
+                let rows = stmt.query_map(["e", "u", "Event"], |r| r.get::<_, String>(3))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map(|v| v.join("; "))
+            })
+            .await
+            .expect("plan");
+        assert!(
+            plan.contains("USING PRIMARY KEY (env=? AND user_id=? AND kind=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN"), "{plan}");
+    }
+
+    /// A file written before calendar links (schema 1) is upgraded in place: its links keep
+    /// every value and read back without an event; new links can carry one.
+    #[tokio::test]
+    async fn a_schema_1_file_is_upgraded_and_keeps_its_links() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        {
+            let mut conn = Connection::open(&path).expect("raw open");
+            let tx = conn.transaction().expect("tx");
+            tx.execute_batch(schema::MIGRATIONS[0]).expect("v1");
+            tx.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL); \
+                 INSERT INTO schema_version (version) VALUES (1); \
+                 INSERT INTO links (env, user_id, kind, ln_key, exchange_id, exchange_version, \
+                   ln_version, ln_modified, ln_hash, exchange_hash, ical_uid, origin, organizer, \
+                   last_error, updated_at) VALUES ('e', 'u', 'Event', 'ACT1', 'AAMk1', 'CK1', \
+                   'W/\"1\"', NULL, 'lh', 'eh', 'uid-1', 'LN', NULL, NULL, \
+                   '2026-11-25T10:00:00.000000000Z');",
+            )
+            .expect("v1 data");
+            tx.commit().expect("commit");
+        }
+        let store = SqliteStateStore::open(&path).expect("upgrade");
+        let (e, u) = (EnvironmentId::new("e"), UserId::new("u"));
+        let old = store
+            .links_by_ical_uid(&e, &u, LinkKind::Event, &IcalUid::new("uid-1"))
+            .await
+            .expect("by uid");
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].ln_key.as_str(), "ACT1");
+        assert_eq!(old[0].event, None);
+
+        let mut new = old[0].clone();
+        new.ln_key = LnKey::new("ACT2");
+        new.event = Some(EventLink {
+            original_start: Some(old[0].updated_at),
+            series_id: Some(ExchangeItemId::new("AAMk-master")),
+            end: old[0].updated_at,
+        });
+        store
+            .put_links(std::slice::from_ref(&new))
+            .await
+            .expect("put");
+        let by_series = store
+            .links_by_series(&e, &u, LinkKind::Event, &ExchangeItemId::new("AAMk-master"))
+            .await
+            .expect("by series");
+        assert_eq!(by_series, vec![new]);
+        let version: i64 = store
+            .with_conn(|c| c.query_row("SELECT version FROM schema_version", [], |r| r.get(0)))
+            .await
+            .expect("version");
+        assert_eq!(version, 2);
+    }
+
+    #[tokio::test]
+    async fn half_an_event_is_corrupt() {
+        let store = SqliteStateStore::open_in_memory().expect("open");
+        store
+            .with_conn(|c| {
+                c.execute(
+                    "INSERT INTO links (env, user_id, kind, ln_key, exchange_id, exchange_version, \
+                       ln_hash, exchange_hash, origin, updated_at, event_series_id) \
+                     VALUES ('e', 'u', 'Event', 'A', 'x', 'v', 'h', 'h', 'LN', \
+                       '2026-11-25T10:00:00.000000000Z', 'AAMk-master')",
+                    [],
+                )
+            })
+            .await
+            .expect("raw insert");
+        let err = store
+            .all_links(&EnvironmentId::new("e"), &UserId::new("u"), LinkKind::Event)
+            .await
+            .expect_err("no event_end");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     }
 }

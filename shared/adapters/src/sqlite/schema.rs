@@ -119,8 +119,26 @@ CREATE TABLE problems (
 ) WITHOUT ROWID;
 "#;
 
+/// Migration 2: calendar links (`Link.event`, R16, R25) and their lookups.
+///
+/// The three columns are NULL for contact links; `event_end` is NOT NULL exactly when the link
+/// has an event (the end is the one field an event link always has). Timestamps follow V1's
+/// fixed-width text convention.
+const V2: &str = r#"
+ALTER TABLE links ADD COLUMN event_original_start TEXT;
+ALTER TABLE links ADD COLUMN event_series_id      TEXT;
+ALTER TABLE links ADD COLUMN event_end            TEXT;
+
+-- Copies of one meeting in several mailboxes, and a series' occurrences, are found by their
+-- iCalendar UID (R24, R25) without reading every link of the user.
+CREATE INDEX links_by_ical_uid ON links (env, user_id, kind, ical_uid);
+
+-- A deleted recurring master names only itself; its occurrences' links are found through it.
+CREATE INDEX links_by_series ON links (env, user_id, kind, event_series_id);
+"#;
+
 /// Every migration in order; entry `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Brings the database up to the latest schema.
 ///

@@ -20,6 +20,10 @@
 //! What the contract pins down beyond the trait's signatures:
 //! - every value round-trips exactly, timestamps included (fixtures use millisecond precision);
 //! - `links` returns only the keys that exist, in any order; scopes (env, user, kind) never leak;
+//! - `Link.event` round-trips (`None`, and `Some` with or without original start and series);
+//!   `all_links`, `links_by_ical_uid` and `links_by_series` return, in any order, exactly the
+//!   scope's links whose current values match: a replaced or deleted link is found under its new
+//!   values only, or not at all;
 //! - `put_cursor`: revision 0 creates and returns 1; revision n updates a cursor stored at n and
 //!   returns n + 1; anything else is `StoreError::Conflict` and changes nothing;
 //! - a lease or a done-job id is expired when `now >= acquired_at + ttl`;
@@ -60,6 +64,10 @@ cases!(
     link_by_exchange_id_finds_the_pair,
     link_count_counts_one_scope,
     delete_links_removes_only_named_keys,
+    event_round_trips_some_and_none,
+    all_links_lists_one_scope,
+    links_by_ical_uid_finds_every_copy,
+    links_by_series_follows_moves_and_deletes,
     cursor_compare_and_set,
     cursor_scopes_are_independent,
     cursor_race_has_one_winner,
@@ -124,7 +132,11 @@ fn link(e: &str, u: &str, kind: LinkKind, k: &str) -> Link {
         organizer: Some(MailboxAddress::new("Organizer@Example.com")),
         last_error: Some("ErrorQuotaExceeded".to_owned()),
         updated_at: at(0),
-        event: None,
+        event: Some(EventLink {
+            original_start: Some(at(3600)),
+            series_id: Some(ExchangeItemId::new(format!("AAMk-master-{k}"))),
+            end: at(7200),
+        }),
     }
 }
 
@@ -137,8 +149,48 @@ fn bare_link(e: &str, u: &str, kind: LinkKind, k: &str) -> Link {
         origin: Origin::Exchange,
         organizer: None,
         last_error: None,
+        event: None,
         ..link(e, u, kind, k)
     }
+}
+
+/// A calendar link: occurrence `k` of series `uid` (mastered by `series`), or a single event
+/// when `series` is `None`.
+fn event_link(e: &str, u: &str, k: &str, uid: &str, series: Option<&str>) -> Link {
+    Link {
+        ical_uid: Some(IcalUid::new(uid)),
+        event: Some(EventLink {
+            original_start: series.map(|_| at(86_400)),
+            series_id: series.map(ExchangeItemId::new),
+            end: at(90_000),
+        }),
+        ..link(e, u, LinkKind::Event, k)
+    }
+}
+
+/// The scope's links for `uid`, sorted.
+async fn by_uid(store: &Store, e: &str, u: &str, uid: &str) -> Vec<Link> {
+    sorted_links(
+        store
+            .links_by_ical_uid(&env(e), &user(u), LinkKind::Event, &IcalUid::new(uid))
+            .await
+            .expect("links_by_ical_uid"),
+    )
+}
+
+/// The scope's links of recurring master `series`, sorted.
+async fn by_series(store: &Store, e: &str, u: &str, series: &str) -> Vec<Link> {
+    sorted_links(
+        store
+            .links_by_series(
+                &env(e),
+                &user(u),
+                LinkKind::Event,
+                &ExchangeItemId::new(series),
+            )
+            .await
+            .expect("links_by_series"),
+    )
 }
 
 fn sorted_links(mut links: Vec<Link>) -> Vec<Link> {
@@ -575,6 +627,264 @@ pub async fn delete_links_removes_only_named_keys(store: Store) {
             n.kind
         );
     }
+}
+
+pub async fn event_round_trips_some_and_none(store: Store) {
+    let full = link("e", "u", LinkKind::Event, "A1");
+    let single = event_link("e", "u", "A2", "uid-single", None);
+    let none = bare_link("e", "u", LinkKind::Event, "A3");
+    assert!(
+        full.event
+            .as_ref()
+            .is_some_and(|e| e.original_start.is_some())
+    );
+    assert!(single.event.as_ref().is_some_and(|e| e.series_id.is_none()));
+    store
+        .put_links(&[full.clone(), single.clone(), none.clone()])
+        .await
+        .expect("put");
+    let keys = [key("A1"), key("A2"), key("A3")];
+    let got = store
+        .links(&env("e"), &user("u"), LinkKind::Event, &keys)
+        .await
+        .expect("links");
+    assert_eq!(
+        sorted_links(got),
+        vec![full.clone(), single.clone(), none.clone()]
+    );
+    for l in [&full, &single, &none] {
+        let got = store
+            .link_by_exchange_id(&env("e"), &user("u"), LinkKind::Event, &l.exchange_id)
+            .await
+            .expect("by id");
+        assert_eq!(got.as_ref(), Some(l), "{}", l.ln_key);
+    }
+
+    // Replacing sets and clears the event like any other field.
+    let cleared = Link {
+        event: None,
+        ..full.clone()
+    };
+    let moved = Link {
+        event: Some(EventLink {
+            original_start: None,
+            series_id: None,
+            end: at(-86_400),
+        }),
+        ..none.clone()
+    };
+    store
+        .put_links(&[cleared.clone(), moved.clone()])
+        .await
+        .expect("replace");
+    let got = store
+        .links(&env("e"), &user("u"), LinkKind::Event, &keys)
+        .await
+        .expect("links");
+    assert_eq!(sorted_links(got), vec![cleared, single, moved]);
+}
+
+pub async fn all_links_lists_one_scope(store: Store) {
+    let mine: Vec<Link> = (1..=3)
+        .map(|i| link("e", "u", LinkKind::Event, &format!("A{i}")))
+        .chain([bare_link("e", "u", LinkKind::Event, "A4")])
+        .collect();
+    let neighbours = [
+        link("e", "v", LinkKind::Event, "A1"),
+        link("e", "u", LinkKind::Contact, "A1"),
+        link("f", "u", LinkKind::Event, "A1"),
+    ];
+    assert!(
+        store
+            .all_links(&env("e"), &user("u"), LinkKind::Event)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+    store.put_links(&mine).await.expect("put");
+    store.put_links(&neighbours).await.expect("put neighbours");
+
+    let got = store
+        .all_links(&env("e"), &user("u"), LinkKind::Event)
+        .await
+        .expect("all");
+    assert_eq!(sorted_links(got), mine);
+    for n in &neighbours {
+        let got = store.all_links(&n.env, &n.user, n.kind).await.expect("all");
+        assert_eq!(got, vec![n.clone()], "{}/{}/{:?}", n.env, n.user, n.kind);
+    }
+
+    store
+        .delete_links(&env("e"), &user("u"), LinkKind::Event, &[key("A2")])
+        .await
+        .expect("delete");
+    let got = store
+        .all_links(&env("e"), &user("u"), LinkKind::Event)
+        .await
+        .expect("all");
+    assert_eq!(
+        sorted_links(got),
+        vec![mine[0].clone(), mine[2].clone(), mine[3].clone()]
+    );
+    assert!(
+        store
+            .all_links(&env("e"), &user("nobody"), LinkKind::Event)
+            .await
+            .expect("nobody")
+            .is_empty()
+    );
+}
+
+pub async fn links_by_ical_uid_finds_every_copy(store: Store) {
+    // Three occurrences of one series, a single meeting, and links without a UID.
+    let series: Vec<Link> = (1..=3)
+        .map(|i| {
+            event_link(
+                "e",
+                "u",
+                &format!("A{i}"),
+                "uid-series",
+                Some("AAMk-master"),
+            )
+        })
+        .collect();
+    let single = event_link("e", "u", "A4", "uid-single", None);
+    let no_uid = bare_link("e", "u", LinkKind::Event, "A5");
+    // The same UID in every neighbouring scope.
+    let neighbours = [
+        event_link("e", "v", "A1", "uid-series", Some("AAMk-master")),
+        event_link("f", "u", "A1", "uid-series", Some("AAMk-master")),
+        Link {
+            kind: LinkKind::Contact,
+            ..event_link("e", "u", "A1", "uid-series", Some("AAMk-master"))
+        },
+    ];
+    store.put_links(&series).await.expect("put series");
+    store
+        .put_links(&[single.clone(), no_uid])
+        .await
+        .expect("put others");
+    store.put_links(&neighbours).await.expect("put neighbours");
+
+    assert_eq!(by_uid(&store, "e", "u", "uid-series").await, series);
+    assert_eq!(by_uid(&store, "e", "u", "uid-single").await, vec![single]);
+    assert!(by_uid(&store, "e", "u", "uid-unknown").await.is_empty());
+    assert!(by_uid(&store, "e", "nobody", "uid-series").await.is_empty());
+    assert_eq!(
+        store
+            .links_by_ical_uid(
+                &env("e"),
+                &user("u"),
+                LinkKind::Contact,
+                &IcalUid::new("uid-series")
+            )
+            .await
+            .expect("contact scope"),
+        vec![neighbours[2].clone()]
+    );
+
+    // A link whose UID changes is found under the new one only; a deleted one not at all.
+    let renamed = Link {
+        ical_uid: Some(IcalUid::new("uid-other")),
+        ..series[0].clone()
+    };
+    store
+        .put_links(std::slice::from_ref(&renamed))
+        .await
+        .expect("replace");
+    store
+        .delete_links(&env("e"), &user("u"), LinkKind::Event, &[key("A2")])
+        .await
+        .expect("delete");
+    assert_eq!(
+        by_uid(&store, "e", "u", "uid-series").await,
+        vec![series[2].clone()]
+    );
+    assert_eq!(by_uid(&store, "e", "u", "uid-other").await, vec![renamed]);
+}
+
+pub async fn links_by_series_follows_moves_and_deletes(store: Store) {
+    let first: Vec<Link> = (1..=3)
+        .map(|i| event_link("e", "u", &format!("A{i}"), "uid-1", Some("AAMk-master-1")))
+        .collect();
+    let second = event_link("e", "u", "B1", "uid-2", Some("AAMk-master-2"));
+    let single = event_link("e", "u", "S1", "uid-3", None);
+    let no_event = bare_link("e", "u", LinkKind::Event, "N1");
+    let neighbours = [
+        event_link("e", "v", "A1", "uid-1", Some("AAMk-master-1")),
+        event_link("f", "u", "A1", "uid-1", Some("AAMk-master-1")),
+    ];
+    store.put_links(&first).await.expect("put");
+    store
+        .put_links(&[second.clone(), single, no_event])
+        .await
+        .expect("put others");
+    store.put_links(&neighbours).await.expect("put neighbours");
+
+    assert_eq!(by_series(&store, "e", "u", "AAMk-master-1").await, first);
+    assert_eq!(
+        by_series(&store, "e", "u", "AAMk-master-2").await,
+        vec![second.clone()]
+    );
+    assert!(by_series(&store, "e", "u", "AAMk-unknown").await.is_empty());
+    assert_eq!(
+        by_series(&store, "e", "v", "AAMk-master-1").await,
+        vec![neighbours[0].clone()]
+    );
+    // The series id is not the link's own item id: that lookup is `link_by_exchange_id`.
+    assert!(
+        by_series(&store, "e", "u", first[0].exchange_id.as_str())
+            .await
+            .is_empty()
+    );
+
+    // One occurrence moves to the other series, one stops being an occurrence, one is deleted.
+    let moved = Link {
+        event: Some(EventLink {
+            series_id: Some(ExchangeItemId::new("AAMk-master-2")),
+            ..first[0].event.clone().expect("fixture has an event")
+        }),
+        ..first[0].clone()
+    };
+    let detached = Link {
+        event: None,
+        ..first[1].clone()
+    };
+    store
+        .put_links(&[moved.clone(), detached])
+        .await
+        .expect("replace");
+    assert_eq!(
+        by_series(&store, "e", "u", "AAMk-master-1").await,
+        vec![first[2].clone()]
+    );
+    assert_eq!(
+        by_series(&store, "e", "u", "AAMk-master-2").await,
+        vec![moved.clone(), second.clone()]
+    );
+    store
+        .delete_links(
+            &env("e"),
+            &user("u"),
+            LinkKind::Event,
+            &[key("A3"), key("B1")],
+        )
+        .await
+        .expect("delete");
+    assert!(
+        by_series(&store, "e", "u", "AAMk-master-1")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        by_series(&store, "e", "u", "AAMk-master-2").await,
+        vec![moved]
+    );
+    // The neighbours never moved.
+    assert_eq!(
+        by_series(&store, "f", "u", "AAMk-master-1").await,
+        vec![neighbours[1].clone()]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
