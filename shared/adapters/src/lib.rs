@@ -4,9 +4,17 @@
 //!   `EwsMailbox` over an injected HTTP transport.
 //! - [`ln`]: the LN OData v4 API behind the ION API gateway (`.ionapi` auth) behind `LnGateway`.
 //! - [`sqlite`]: the embedded `StateStore` for the single-process runner.
+//! - [`dynamo`]: the serverless `StateStore`: one DynamoDB table (`DynamoStateStore`,
+//!   `create_table`; design in `docs/dynamodb.md`).
 //! - [`memqueue`]: the in-process `JobQueue`, FIFO per message group like SQS FIFO.
+//! - [`sqs`]: the serverless `JobQueue`: an SQS FIFO queue with a dead-letter queue
+//!   (`SqsJobQueue`, `create_queues`; semantics in `docs/serverless.md`).
+//! - [`tz`]: Windows ↔ IANA time zones (CLDR) for the Exchange calendar adapters.
 
+pub mod dynamo;
 pub mod ews;
 pub mod ln;
 pub mod memqueue;
 pub mod sqlite;
+pub mod sqs;
+pub mod tz;

@@ -592,7 +592,8 @@ impl StateStore for SqliteStateStore {
         self.with_conn(move |c| {
             let name = cursor_kind_name(kind)?;
             c.prepare_cached(
-                "SELECT value, revision FROM cursors WHERE env = ?1 AND user_id = ?2 AND kind = ?3",
+                "SELECT value, revision FROM cursors \
+                 WHERE env = ?1 AND user_id = ?2 AND kind = ?3 AND deleted = 0",
             )?
             .query_row([env.as_str(), user.as_str(), name.as_str()], |row| {
                 Ok(Cursor {
@@ -617,13 +618,17 @@ impl StateStore for SqliteStateStore {
                 // Each branch is one statement, so the check and the write are atomic even
                 // against other processes sharing the file.
                 if cur.revision == 0 {
-                    let inserted = c
-                        .prepare_cached(
-                            "INSERT INTO cursors (env, user_id, kind, value, revision) \
-                             VALUES (?1, ?2, ?3, ?4, 1) ON CONFLICT DO NOTHING",
-                        )?
-                        .execute(params![env, user, name, cur.value])?;
-                    Ok((inserted == 1).then_some(1))
+                    // "Absent" is no row or a tombstone; a tombstone's revision continues.
+                    c.prepare_cached(
+                        "INSERT INTO cursors (env, user_id, kind, value, revision) \
+                         VALUES (?1, ?2, ?3, ?4, 1) \
+                         ON CONFLICT (env, user_id, kind) DO UPDATE \
+                         SET value = excluded.value, revision = cursors.revision + 1, deleted = 0 \
+                         WHERE cursors.deleted = 1 \
+                         RETURNING revision",
+                    )?
+                    .query_row(params![env, user, name, cur.value], |row| row.get(0))
+                    .optional()
                 } else {
                     // A revision beyond i64 can't be stored, so it can't match: a conflict.
                     let Ok(expected) = i64::try_from(cur.revision) else {
@@ -632,7 +637,7 @@ impl StateStore for SqliteStateStore {
                     c.prepare_cached(
                         "UPDATE cursors SET value = ?4, revision = revision + 1 \
                          WHERE env = ?1 AND user_id = ?2 AND kind = ?3 AND revision = ?5 \
-                         RETURNING revision",
+                         AND deleted = 0 RETURNING revision",
                     )?
                     .query_row(params![env, user, name, cur.value, expected], |row| {
                         row.get(0)
@@ -660,8 +665,12 @@ impl StateStore for SqliteStateStore {
         let (env, user) = (env.as_str().to_owned(), user.as_str().to_owned());
         self.with_conn(move |c| {
             let name = cursor_kind_name(kind)?;
-            c.prepare_cached("DELETE FROM cursors WHERE env = ?1 AND user_id = ?2 AND kind = ?3")?
-                .execute([env, user, name])?;
+            // A tombstone, not a delete: the revision must keep growing (see schema V3).
+            c.prepare_cached(
+                "UPDATE cursors SET deleted = 1, value = '' \
+                 WHERE env = ?1 AND user_id = ?2 AND kind = ?3",
+            )?
+            .execute([env, user, name])?;
             Ok(())
         })
         .await

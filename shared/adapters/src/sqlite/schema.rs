@@ -137,8 +137,14 @@ CREATE INDEX links_by_ical_uid ON links (env, user_id, kind, ical_uid);
 CREATE INDEX links_by_series ON links (env, user_id, kind, event_series_id);
 "#;
 
+/// Cursor tombstones: a deleted cursor keeps its revision, so re-creating it continues the count
+/// and a writer that read a revision before a reset (R39) can never win afterwards.
+const V3: &str = r#"
+ALTER TABLE cursors ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// Every migration in order; entry `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Brings the database up to the latest schema.
 ///

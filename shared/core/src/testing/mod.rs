@@ -915,6 +915,8 @@ struct StoreData {
     users: BTreeMap<(EnvironmentId, UserId), UserState>,
     links: BTreeMap<(EnvironmentId, UserId, LinkKind, LnKey), Link>,
     cursors: HashMap<(EnvironmentId, UserId, CursorKind), Cursor>,
+    /// Last revision of deleted cursors: re-creating one continues the count.
+    cursor_tombstones: HashMap<(EnvironmentId, UserId, CursorKind), u64>,
     leases: HashMap<(EnvironmentId, UserId, String), (String, DateTime<Utc>)>,
     jobs: HashMap<JobId, DateTime<Utc>>,
     runs: BTreeMap<(EnvironmentId, UserId, LinkKind), RunRecord>,
@@ -1111,10 +1113,15 @@ impl StateStore for MemoryStore {
                 what: format!("cursor {} of {}", cursor.kind.as_str(), cursor.user),
             });
         }
+        let base = if stored == 0 {
+            data.cursor_tombstones.remove(&key).unwrap_or(0)
+        } else {
+            stored
+        };
         let mut next = cursor.clone();
-        next.revision = stored + 1;
+        next.revision = base + 1;
         data.cursors.insert(key, next);
-        Ok(stored + 1)
+        Ok(base + 1)
     }
     async fn delete_cursor(
         &self,
@@ -1122,9 +1129,11 @@ impl StateStore for MemoryStore {
         user: &UserId,
         kind: CursorKind,
     ) -> Result<(), StoreError> {
-        lock(&self.inner)
-            .cursors
-            .remove(&(env.clone(), user.clone(), kind));
+        let mut data = lock(&self.inner);
+        let key = (env.clone(), user.clone(), kind);
+        if let Some(gone) = data.cursors.remove(&key) {
+            data.cursor_tombstones.insert(key, gone.revision);
+        }
         Ok(())
     }
     async fn acquire_lease(

@@ -926,18 +926,25 @@ pub async fn cursor_compare_and_set(store: Store) {
         Some(cursor("e", "u", kind, "state-2", 2))
     );
 
-    // Deleted means absent: revision 0 creates it again, an old revision conflicts.
+    // Deleted means absent: revision 0 creates it again, an old revision conflicts. The
+    // revision never restarts, so a writer that read it before a reset (R39) cannot win after
+    // the cursor was re-created either.
     store.delete_cursor(&e, &u, kind).await.expect("delete");
     assert_eq!(store.cursor(&e, &u, kind).await.expect("get"), None);
     assert!(is_conflict(
         &store.put_cursor(&cursor("e", "u", kind, "old", r2)).await
     ));
+    let r3 = store
+        .put_cursor(&cursor("e", "u", kind, "fresh", 0))
+        .await
+        .expect("recreate");
+    assert!(r3 > r2, "revision restarted after delete: {r3} <= {r2}");
+    assert!(is_conflict(
+        &store.put_cursor(&cursor("e", "u", kind, "stale", r2)).await
+    ));
     assert_eq!(
-        store
-            .put_cursor(&cursor("e", "u", kind, "fresh", 0))
-            .await
-            .expect("recreate"),
-        1
+        store.cursor(&e, &u, kind).await.expect("get"),
+        Some(cursor("e", "u", kind, "fresh", r3))
     );
     store
         .delete_cursor(&e, &user("nobody"), kind)
