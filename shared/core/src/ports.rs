@@ -81,8 +81,13 @@ pub trait LnGateway: Send + Sync {
         entity: DeletedEntity,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<DeletedObject>, LnError>;
-    /// Appointments and calls in the window, with attendees; only those changed since
-    /// `changed_since` when given.
+    /// Activities with their attendees, ordered by (`lastModified`, key), following every page.
+    ///
+    /// Without `changed_since`: the appointments and calls in the window (end at or after its
+    /// start, start before its end), a full listing. With `changed_since`: **every** activity
+    /// with `lastModified >= changed_since` whose start is before the window's end, of any type
+    /// and any end, so the core also hears of activities that left the window (moved into the
+    /// past: unlinked, R16) or stopped being an appointment or call (cancelled, R15/R29).
     async fn activities_in_window(
         &self,
         window: Window,

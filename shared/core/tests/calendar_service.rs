@@ -301,6 +301,95 @@ fn r16_an_event_beyond_the_horizon_waits_and_a_passed_one_is_unlinked_quietly() 
 }
 
 #[test]
+fn r16_an_activity_moved_into_the_past_in_ln_is_unlinked_quietly() {
+    let w = World::new();
+    let key =
+        w.ln.upsert_activity(appointment("Workshop", 2, "anna", &["ben"]));
+    w.run_ok();
+    assert_eq!(w.links("anna").len(), 1);
+    let ev = w.organized("anna").pop().expect("the meeting");
+    w.ln.edit_activity(&key, |a| {
+        a.start = at(-3, 10);
+        a.end = at(-3, 11);
+    });
+
+    let before = w.writes();
+    let runs = w.run_ok();
+    assert!(w.links("anna").is_empty(), "unlinked");
+    assert_eq!(w.writes(), before, "quietly: no write on either side");
+    assert_eq!(total_writes(&runs), 0);
+    assert_eq!(w.organized("anna").len(), 1, "the meeting is not cancelled");
+    assert!(w.events("ben").iter().all(|e| !e.is_cancelled));
+
+    // A later Outlook edit does not write the meeting's old time back into LN, and the
+    // meeting is not moved into the past either.
+    w.mailbox.user_edit_event(&addr("anna"), &ev.item.id, |f| {
+        f.location = Some("Room 2".into())
+    });
+    w.run_ok();
+    let a = w.ln.activity_now(&key).expect("still in LN");
+    assert_eq!((a.start, a.status), (at(-3, 10), ActivityStatus::Planned));
+    assert_eq!(
+        w.organized("anna").len(),
+        1,
+        "still in Exchange, in the window"
+    );
+    assert!(w.links("anna").is_empty());
+}
+
+#[test]
+fn r29_an_activity_changed_to_a_task_in_ln_cancels_the_meeting() {
+    let w = World::new();
+    let key =
+        w.ln.upsert_activity(appointment("Call back", 2, "anna", &["ben"]));
+    w.run_ok();
+    assert_eq!(w.organized("anna").len(), 1);
+    w.ln.edit_activity(&key, |a| a.activity_type = ActivityType::Task);
+
+    w.run_ok();
+    assert!(
+        w.organized("anna").is_empty(),
+        "no longer synchronized: cancelled as organizer"
+    );
+    assert!(
+        w.events("ben").iter().all(|e| e.is_cancelled),
+        "cancellation sent"
+    );
+    assert!(w.links("anna").is_empty());
+    let a = w.ln.activity_now(&key).expect("the task stays in LN");
+    assert_eq!(
+        (a.activity_type, a.status),
+        (ActivityType::Task, ActivityStatus::Planned)
+    );
+}
+
+#[test]
+fn r30_links_of_events_that_passed_do_not_trip_the_empty_listing_gates() {
+    let w = World::new();
+    // Only an Outlook event: the activity lnsync creates for it is never in a run's feed.
+    w.mailbox
+        .user_create_event(&addr("anna"), &meeting("Standup", 1, &[]));
+    w.run_ok();
+    assert_eq!(w.ln.activities().len(), 1);
+    assert_eq!(w.links("anna").len(), 1);
+
+    w.clock.advance(Duration::days(3));
+    let before = w.writes();
+    w.run_ok();
+    assert!(w.links("anna").is_empty(), "unlinked (R16)");
+    assert_eq!(w.writes(), before, "neither side is written");
+    assert_eq!(
+        w.ln.activities()[0].status,
+        ActivityStatus::Planned,
+        "not deleted in LN"
+    );
+
+    // After a cursor reset the full listing is empty too (the event passed): no stop either.
+    w.mailbox.invalidate_calendar_cursor(&addr("anna"));
+    w.run_ok();
+}
+
+#[test]
 fn r17_only_activities_with_synchronize_are_sent() {
     let w = World::new();
     let mut a = appointment("private note", 2, "anna", &["ben"]);
@@ -379,6 +468,52 @@ fn r19_synchronized_is_no_until_the_attendee_copy_is_seen() {
         .find(|l| l.full_name.as_deref() == Some("anna"))
         .expect("anna");
     assert!(anna.synchronized, "seen by anna's own run");
+}
+
+#[test]
+fn r19_flags_after_a_meeting_is_written_read_nothing_back_and_the_next_run_only_relinks() {
+    let w = World::new();
+    let key = w.ln.upsert_activity(appointment(
+        "Flags",
+        2,
+        "anna",
+        &["x@partner.example", "y@partner.example"],
+    ));
+    w.run_ok();
+    assert_eq!(
+        w.ln.activity_reads.load(Ordering::SeqCst),
+        0,
+        "the feed's copy is the activity the meeting was written from"
+    );
+    assert_eq!(
+        w.ln.attendee_writes.load(Ordering::SeqCst),
+        2,
+        "one per invitee"
+    );
+    let a = w.ln.activity_now(&key).expect("activity");
+    assert!(
+        a.attendees
+            .iter()
+            .filter(|l| l.invite)
+            .all(|l| l.sent_to_synchronizer && l.synchronized)
+    );
+
+    // The flag writes moved LN's version, not its content: the next run refreshes the link
+    // and writes nothing.
+    let before = w.writes();
+    let runs = w.run_ok();
+    assert_eq!((w.writes(), total_writes(&runs)), (before, 0));
+    let link = w.links("anna").pop().expect("link");
+    assert_eq!(link.ln_version, Some(a.version.clone()));
+    assert_eq!(w.ln.activity_reads.load(Ordering::SeqCst), 0);
+
+    // An LN edit made after the flags is still seen as a change.
+    w.ln.edit_activity(&key, |a| a.subject = Some("Flags v2".into()));
+    w.run_ok();
+    assert_eq!(
+        w.organized("anna")[0].fields.subject.as_deref(),
+        Some("Flags v2")
+    );
 }
 
 #[test]

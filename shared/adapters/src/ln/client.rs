@@ -616,14 +616,17 @@ impl LnGateway for LnClient {
         window: Window,
         changed_since: Option<DateTime<Utc>>,
     ) -> Result<Vec<Activity>, LnError> {
-        let mut filter = format!(
-            "(type eq 'Appointment' or type eq 'Call') and end ge {} and start lt {}",
-            datetime_literal(window.start),
-            datetime_literal(window.end)
-        );
-        if let Some(since) = since_filter("lastModified", changed_since) {
-            filter = format!("{filter} and {since}");
-        }
+        // A full listing is the window's appointments and calls. A change read also returns
+        // activities that left the window or changed type since (the port's contract), so
+        // the core can unlink or cancel them; only the window's future side bounds it.
+        let filter = match since_filter("lastModified", changed_since) {
+            Some(since) => format!("{since} and start lt {}", datetime_literal(window.end)),
+            None => format!(
+                "(type eq 'Appointment' or type eq 'Call') and end ge {} and start lt {}",
+                datetime_literal(window.start),
+                datetime_literal(window.end)
+            ),
+        };
         let rows: Vec<wire::WireActivity> = self
             .all(
                 "Activity",

@@ -584,9 +584,10 @@ async fn deep_insert_keeps_attendees_and_their_flags() -> TestResult {
     Ok(())
 }
 
-/// The calendar feed: appointments and calls in the window, attendees expanded, `ge` on the
-/// watermark (rows sharing it are re-read), every page followed; attendee changes put an
-/// activity back into the feed.
+/// The calendar feed: a full read lists the appointments and calls in the window; a change read
+/// (`ge` on the watermark, rows sharing it re-read) lists every activity changed since that
+/// starts before the window's end, of any type and any end. Attendees expanded, every page
+/// followed; attendee changes put an activity back into the feed.
 #[tokio::test]
 async fn activity_feed_uses_ge_expands_attendees_and_pages() -> TestResult {
     let (sim, ln) = setup(demo_seed(COMPANY, 2, 2), 2).await?;
@@ -599,23 +600,27 @@ async fn activity_feed_uses_ge_expands_attendees_and_pages() -> TestResult {
             .await?;
         keys.push(created.activity);
     }
-    // Neither a task nor an appointment outside the window is part of the feed.
+    // A task and an appointment that ended before the window: changes, but not in the window.
     let mut task = new_activity("uid-task");
     task.activity.activity_type = ActivityType::Task;
-    ln.create_activity(&task).await?;
+    let task = ln.create_activity(&task).await?.activity;
     let mut past = new_activity("uid-past");
     past.activity.start = at("2026-10-01T09:00:00Z");
     past.activity.end = at("2026-10-01T10:00:00Z");
-    ln.create_activity(&past).await?;
+    let past = ln.create_activity(&past).await?.activity;
+    // Beyond the window's end: in neither read.
+    let mut far = new_activity("uid-far");
+    far.activity.start = at("2028-01-10T09:00:00Z");
+    far.activity.end = at("2028-01-10T10:00:00Z");
+    ln.create_activity(&far).await?;
 
     sim.clear_requests();
-    let feed = ln.activities_in_window(window(), Some(tie)).await?;
+    let full = ln.activities_in_window(window(), None).await?;
     assert_eq!(
-        feed.iter().map(|a| a.activity.clone()).collect::<Vec<_>>(),
+        full.iter().map(|a| a.activity.clone()).collect::<Vec<_>>(),
         keys,
-        "ordered by (lastModified, activity), rows at the watermark included"
+        "the window's appointments and calls, ordered by (lastModified, activity)"
     );
-    assert!(feed.iter().all(|a| a.attendees.len() == 2));
     let gets: Vec<_> = sim
         .requests()
         .into_iter()
@@ -624,14 +629,45 @@ async fn activity_feed_uses_ge_expands_attendees_and_pages() -> TestResult {
     assert_eq!(gets.len(), 3, "5 rows in pages of 2");
     let first = gets[0].decoded_query();
     assert!(
+        first.contains("(type eq 'Appointment' or type eq 'Call')"),
+        "{first}"
+    );
+    assert!(first.contains("end ge 2026-11-01T00:00:00.000Z"), "{first}");
+    assert!(
+        first.contains("start lt 2027-12-31T00:00:00.000Z"),
+        "{first}"
+    );
+    assert!(!first.contains("lastModified ge"), "{first}");
+
+    sim.clear_requests();
+    let feed = ln.activities_in_window(window(), Some(tie)).await?;
+    let mut changed = keys.clone();
+    changed.extend([task, past]);
+    assert_eq!(
+        feed.iter().map(|a| a.activity.clone()).collect::<Vec<_>>(),
+        changed,
+        "every change up to the window's end, rows at the watermark included"
+    );
+    assert!(feed.iter().all(|a| a.attendees.len() == 2));
+    let gets: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_set("Activities"))
+        .collect();
+    assert_eq!(gets.len(), 4, "7 rows in pages of 2");
+    let first = gets[0].decoded_query();
+    assert!(
         first.contains("lastModified ge 2026-11-29T10:00:00.250Z"),
         "{first}"
     );
     assert!(first.contains("$expand=attendees"), "{first}");
     assert!(first.contains("$orderby=lastModified,activity"), "{first}");
-    assert!(first.contains("end ge 2026-11-01T00:00:00.000Z"), "{first}");
     assert!(
         first.contains("start lt 2027-12-31T00:00:00.000Z"),
+        "{first}"
+    );
+    assert!(
+        !first.contains("end ge") && !first.contains("type eq"),
         "{first}"
     );
     assert!(

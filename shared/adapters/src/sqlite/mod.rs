@@ -1062,7 +1062,10 @@ mod tests {
             .with_conn(|c| c.query_row("SELECT version FROM schema_version", [], |r| r.get(0)))
             .await
             .expect("version");
-        assert_eq!(version, i64::try_from(schema::MIGRATIONS.len()).expect("few"));
+        assert_eq!(
+            version,
+            i64::try_from(schema::MIGRATIONS.len()).expect("few")
+        );
     }
 
     #[tokio::test]

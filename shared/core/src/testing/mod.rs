@@ -287,13 +287,16 @@ impl LnGateway for MemoryLn {
         let mut out: Vec<Activity> = data
             .activities
             .values()
-            .filter(|a| {
-                matches!(
-                    a.activity_type,
-                    ActivityType::Appointment | ActivityType::Call
-                ) && a.end >= window.start
-                    && a.start < window.end
-                    && changed_since.is_none_or(|s| a.last_modified >= s)
+            .filter(|a| match changed_since {
+                // The port's contract: changes of any type and end, up to the window's end.
+                Some(s) => a.last_modified >= s && a.start < window.end,
+                None => {
+                    matches!(
+                        a.activity_type,
+                        ActivityType::Appointment | ActivityType::Call
+                    ) && a.end >= window.start
+                        && a.start < window.end
+                }
             })
             .cloned()
             .collect();
