@@ -1,7 +1,8 @@
 //! `lnsync`: the single-process runner and administration CLI.
 //!
 //! - `run`: one contact run for every active user of every started environment.
-//! - `env start|stop`, `status`, `release-deletions`: administration on the embedded store.
+//! - `env add|start|stop`, `status`, `release-deletions`: administration on the embedded store,
+//!   or with `--store dynamodb://TABLE [--queue sqs://QUEUE_URL]` on a serverless deployment.
 //! - `demo`: the simulators in-process with demo data, two runs, and where the state lives.
 
 mod demo;
@@ -10,13 +11,14 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use lnsync_core::ids::{EnvironmentId, UserId};
 use lnsync_core::model::EnvironmentState;
-use lnsync_core::ports::{Clock, StateStore, SystemClock};
+use lnsync_core::ports::{Clock, JobQueue, StateStore, SystemClock};
 use lnsync_runtime::compose::{LiveConnector, open_store};
 use lnsync_runtime::config::Config;
 use lnsync_runtime::runner::run_contacts;
 use lnsync_runtime::telemetry::{self, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +30,17 @@ struct Cli {
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, global = true)]
     json_logs: bool,
+    /// The state store: `dynamodb://TABLE` for a serverless deployment (AWS credentials and
+    /// region from the usual SDK environment). Default: the configuration's SQLite file.
+    #[arg(long, global = true, env = "LNSYNC_STORE", value_name = "URL")]
+    store: Option<String>,
+    /// The job queue of a serverless deployment, `sqs://QUEUE_URL` (`status` lists its
+    /// dead letters; the DLQ URL comes from `--dlq` or the queue's redrive policy).
+    #[arg(long, global = true, env = "LNSYNC_QUEUE", value_name = "URL")]
+    queue: Option<String>,
+    /// The dead-letter queue's URL, when `--queue` is given.
+    #[arg(long, global = true, env = "LNSYNC_DLQ", value_name = "URL")]
+    dlq: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,8 +59,9 @@ enum Command {
     },
     /// Environments, users, their last runs and open problems.
     Status {
+        /// Required unless `--store` names a deployment's store.
         #[arg(long, short, env = "LNSYNC_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Let the next run apply deletions the safety gate held for a user (R30).
     ReleaseDeletions {
@@ -64,16 +78,82 @@ enum Command {
 
 #[derive(Subcommand)]
 enum EnvAction {
-    Start {
+    /// Registers an environment in the store, stopped (a deployment's functions must also
+    /// list it in `LNSYNC_ENVIRONMENTS`).
+    Add {
         env: String,
         #[arg(long, short, env = "LNSYNC_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
+    },
+    Start {
+        env: String,
+        /// Required unless `--store` names a deployment's store.
+        #[arg(long, short, env = "LNSYNC_CONFIG")]
+        config: Option<PathBuf>,
     },
     Stop {
         env: String,
         #[arg(long, short, env = "LNSYNC_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
+}
+
+/// Where administration commands act: the store, and the environments known to it.
+struct Target {
+    store: Arc<dyn StateStore>,
+    config: Option<Config>,
+    queue: Option<Arc<dyn JobQueue>>,
+}
+
+impl Target {
+    async fn open(
+        store: Option<&str>,
+        queue: Option<&str>,
+        dlq: Option<&str>,
+        config: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        let config = config.map(load).transpose()?;
+        let store: Arc<dyn StateStore> = match (store, &config) {
+            (Some(url), _) => lnsync_runtime::aws::open_store_url(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            (None, Some(config)) => {
+                Arc::new(open_store(config).context("opening the state store")?)
+            }
+            (None, None) => bail!("give --config FILE, or --store dynamodb://TABLE"),
+        };
+        let queue = match queue {
+            Some(url) => Some(
+                lnsync_runtime::aws::open_queue_url(url, dlq)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            store,
+            config,
+            queue,
+        })
+    }
+
+    /// Environments to show: the configuration's, or (for a deployment) the store's.
+    async fn environments(&self) -> Result<Vec<(EnvironmentId, Option<String>)>> {
+        Ok(match &self.config {
+            Some(config) => config
+                .environments
+                .iter()
+                .map(|e| (e.id.clone(), Some(e.company.clone())))
+                .collect(),
+            None => self
+                .store
+                .environments()
+                .await?
+                .into_iter()
+                .map(|e| (e.env, None))
+                .collect(),
+        })
+    }
 }
 
 #[tokio::main]
@@ -84,7 +164,12 @@ async fn main() -> ExitCode {
     } else {
         LogFormat::Text
     });
-    match dispatch(cli.command).await {
+    let globals = Globals {
+        store: cli.store,
+        queue: cli.queue,
+        dlq: cli.dlq,
+    };
+    match dispatch(cli.command, globals).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -93,7 +178,26 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<ExitCode> {
+/// The global options that choose the store and queue.
+struct Globals {
+    store: Option<String>,
+    queue: Option<String>,
+    dlq: Option<String>,
+}
+
+impl Globals {
+    async fn open(&self, config: Option<&std::path::Path>) -> Result<Target> {
+        Target::open(
+            self.store.as_deref(),
+            self.queue.as_deref(),
+            self.dlq.as_deref(),
+            config,
+        )
+        .await
+    }
+}
+
+async fn dispatch(command: Command, globals: Globals) -> Result<ExitCode> {
     match command {
         Command::Run { config } => {
             let config = load(&config)?;
@@ -109,16 +213,31 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Env { action } => {
             let (env, config, started) = match action {
-                EnvAction::Start { env, config } => (env, config, true),
-                EnvAction::Stop { env, config } => (env, config, false),
+                EnvAction::Add { env, config } => (env, config, None),
+                EnvAction::Start { env, config } => (env, config, Some(true)),
+                EnvAction::Stop { env, config } => (env, config, Some(false)),
             };
-            let config = load(&config)?;
+            let target = globals.open(config.as_deref()).await?;
             let id = EnvironmentId::new(env);
-            if config.environment(&id).is_none() {
+            if let Some(config) = &target.config
+                && config.environment(&id).is_none()
+            {
                 bail!("environment {id} is not in the configuration");
             }
-            let store = open_store(&config)?;
-            store
+            let existing = target.store.environment(&id).await?;
+            let started = match (started, &existing) {
+                (Some(started), _) => started,
+                (None, Some(state)) => {
+                    println!(
+                        "environment {id} is already registered ({})",
+                        if state.started { "started" } else { "stopped" }
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                (None, None) => false,
+            };
+            target
+                .store
                 .put_environment(&EnvironmentState {
                     env: id.clone(),
                     started,
@@ -127,14 +246,17 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 .await?;
             println!(
                 "environment {id} {}",
-                if started { "started" } else { "stopped" }
+                match (existing.is_none(), started) {
+                    (true, false) => "added (stopped; start it with `lnsync env start`)",
+                    (_, true) => "started",
+                    (_, false) => "stopped",
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config } => {
-            let config = load(&config)?;
-            let store = open_store(&config)?;
-            print!("{}", status(&config, &store).await?);
+            let target = globals.open(config.as_deref()).await?;
+            print!("{}", status(&target).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::ReleaseDeletions { config, env, user } => {
@@ -158,21 +280,23 @@ fn load(path: &std::path::Path) -> Result<Config> {
 }
 
 /// The console's view (R39, R40), as text.
-pub async fn status(config: &Config, store: &dyn StateStore) -> Result<String> {
+async fn status(target: &Target) -> Result<String> {
     use std::fmt::Write as _;
+    let store = target.store.as_ref();
     let mut out = String::new();
-    for env in &config.environments {
-        let state = store.environment(&env.id).await?;
+    for (env, company) in target.environments().await? {
+        let state = store.environment(&env).await?;
         let started = state.as_ref().is_some_and(|s| s.started);
+        let company = company
+            .map(|c| format!(" (company {c})"))
+            .unwrap_or_default();
         writeln!(
             out,
-            "environment {} (company {}): {}",
-            env.id,
-            env.company,
+            "environment {env}{company}: {}",
             if started { "started" } else { "stopped" }
         )?;
-        let runs = store.last_runs(&env.id).await?;
-        for user in store.user_states(&env.id).await? {
+        let runs = store.last_runs(&env).await?;
+        for user in store.user_states(&env).await? {
             writeln!(out, "  user {} <{}>", user.user, user.mailbox)?;
             for run in runs.iter().filter(|r| r.user == user.user) {
                 let c = run.counts;
@@ -193,7 +317,14 @@ pub async fn status(config: &Config, store: &dyn StateStore) -> Result<String> {
                     writeln!(out, "      error: {e}")?;
                 }
             }
-            for p in store.problems(&env.id, &user.user).await? {
+            if let Some(next) = user.next_contact_run {
+                writeln!(
+                    out,
+                    "    next contact run {}",
+                    next.format("%Y-%m-%d %H:%M:%S UTC")
+                )?;
+            }
+            for p in store.problems(&env, &user.user).await? {
                 writeln!(
                     out,
                     "    problem {} {}: {:?}: {}",
@@ -203,6 +334,21 @@ pub async fn status(config: &Config, store: &dyn StateStore) -> Result<String> {
                     p.detail
                 )?;
             }
+        }
+    }
+    if let Some(queue) = &target.queue {
+        let dead = queue.dead_letters().await?;
+        writeln!(out, "dead-letter queue: {} job(s)", dead.len())?;
+        for job in dead {
+            writeln!(
+                out,
+                "  {} {} {} {} (queued {})",
+                job.id,
+                job.env,
+                job.user,
+                job.kind.label(),
+                job.enqueued_at.format("%Y-%m-%d %H:%M:%S UTC")
+            )?;
         }
     }
     Ok(out)

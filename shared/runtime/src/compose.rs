@@ -4,7 +4,7 @@
 use crate::config::{Config, EnvironmentConfig, ExchangeAuth};
 use crate::runner::Connector;
 use lnsync_adapters::ews::{EwsAuth, EwsConfig, EwsMailbox};
-use lnsync_adapters::ln::{IonApi, LnClient, LnClientConfig};
+use lnsync_adapters::ln::{IonApi, LnClient, LnClientConfig, ThrottlePolicy};
 use lnsync_adapters::sqlite::SqliteStateStore;
 use lnsync_core::error::StoreError;
 use lnsync_core::ids::EnvironmentId;
@@ -19,6 +19,9 @@ use std::time::Duration;
 /// carry over from one run to the next.
 pub struct LiveConnector {
     pub http_timeout: Duration,
+    /// The longest LN throttling hint waited out in-process; a longer one is returned as
+    /// `Throttled` so the caller can reschedule (Lambda: a visibility change, not a billed sleep).
+    pub ln_max_wait: Duration,
     ln: Mutex<HashMap<EnvironmentId, Arc<dyn LnGateway>>>,
     mailboxes: Mutex<HashMap<(EnvironmentId, String), Arc<dyn Mailbox>>>,
 }
@@ -27,6 +30,7 @@ impl Default for LiveConnector {
     fn default() -> Self {
         Self {
             http_timeout: Duration::from_secs(100),
+            ln_max_wait: ThrottlePolicy::default().max_wait,
             ln: Mutex::default(),
             mailboxes: Mutex::default(),
         }
@@ -82,6 +86,7 @@ impl LiveConnector {
         // then takes a handful of requests.
         config.page_size = env.ln.page_size.unwrap_or(500);
         config.timeout = self.http_timeout;
+        config.throttle.max_wait = self.ln_max_wait;
         let client = LnClient::new(config).map_err(|e| format!("LN client: {e}"))?;
         Ok(Arc::new(client))
     }

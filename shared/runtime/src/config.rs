@@ -15,11 +15,14 @@ use std::time::Duration;
 
 pub use lnsync_core::secret::Secret;
 
-/// Where a secret comes from: a file or an environment variable.
+/// Where a secret comes from: a file or an environment variable (single process), or a value
+/// already fetched at start (serverless: AWS Secrets Manager, see [`crate::aws`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
     File(PathBuf),
     Env(String),
+    /// Fetched once per Lambda container; `Secret`'s `Debug` keeps it out of logs (R41).
+    Value(Secret),
 }
 
 impl SecretSource {
@@ -31,6 +34,7 @@ impl SecretSource {
             SecretSource::Env(var) => std::env::var(var)
                 .map(Secret::new)
                 .map_err(|_| format!("environment variable {var} is not set")),
+            SecretSource::Value(secret) => Ok(secret.clone()),
         }
     }
 }
@@ -241,6 +245,8 @@ impl Config {
                 .map_or(defaults.lease_ttl, Duration::from_secs),
             user_concurrency: concurrency,
             repair: raw.sync.repair.unwrap_or(false),
+            // Tunables without a configuration key yet keep their defaults.
+            ..defaults
         };
 
         if raw.environments.is_empty() {

@@ -4,8 +4,18 @@
 //! - [`telemetry`]: structured logging setup (text for people, JSON for machines, R41).
 //! - [`compose`]: the composition root: builds LN, Exchange and store adapters from config.
 //! - [`runner`]: one contact run over all started environments, with a per-user report.
+//! - [`schedule`]: the scheduler's tick: due users → jobs on the queue (R3, R6, R7).
+//! - [`jobs`]: the worker: runs queued jobs with per-message outcomes (R14, R34–R37).
+//! - [`vars`]: the serverless functions' environment variable names, in one place.
+//! - [`deploy`]: those variables validated, and secrets resolved, for a Lambda container.
+//! - [`aws`]: AWS clients (Secrets Manager, DynamoDB, SQS) built once per container.
 
+pub mod aws;
 pub mod compose;
 pub mod config;
+pub mod deploy;
+pub mod jobs;
 pub mod runner;
+pub mod schedule;
 pub mod telemetry;
+pub mod vars;

@@ -3,10 +3,15 @@
 //!
 //! - [`contract::store`]: the `StateStore` suite; `run_all(|| async { store })`.
 //! - [`contract::queue`]: the `JobQueue` suite; `run_all(|config| async { queue })`.
+//! - [`calendar_world`]: the calendar end-to-end world on top of `harness`: `CalendarSync`
+//!   over the real adapters, one simulated time for lnsync and both simulators.
+//! - [`moto`]: a local AWS emulator (DynamoDB, SQS) and SDK clients for the AWS adapters' runs.
 //!
 //! Each suite is a set of public async test functions plus a `CASES` table and a `run_all`
 //! that runs every case on a fresh instance and reports all failures at once. An adapter's
 //! test file wires its implementation with one line per backend.
 
+pub mod calendar_world;
 pub mod contract;
 pub mod harness;
+pub mod moto;

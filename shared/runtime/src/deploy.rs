@@ -1,0 +1,458 @@
+//! The serverless deployment's configuration: environment variables ([`crate::vars`]) plus
+//! secrets fetched once per Lambda container (R3: secrets are Secrets Manager ARNs, never values).
+//!
+//! [`Deployment::from_lookup`] is pure (tests pass a map); it checks every variable and reports
+//! every problem at once, like `Config::load`. [`Deployment::resolve`] then fetches each distinct
+//! secret once, again collecting every failure, and yields the same [`EnvironmentConfig`]s the
+//! single-process runner uses, so both share the composition root.
+
+use crate::config::{
+    EnvironmentConfig, ExchangeAuth, ExchangeConfig, LnConfig, Secret, SecretSource,
+};
+use crate::vars;
+use async_trait::async_trait;
+use lnsync_core::ids::EnvironmentId;
+use lnsync_core::plan::DeletionGate;
+use lnsync_core::service::SyncOptions;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+/// The longest EWS back-off a Lambda sleeps through by default: longer hints should cost a
+/// visibility change, not billed idle time (R37).
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Everything wrong with the deployment's configuration, one line per problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct DeployError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for DeployError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the function's configuration is invalid:")?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How an environment's EWS service account authenticates, by secret ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthPlan {
+    Basic {
+        username: String,
+        password_arn: String,
+    },
+    Bearer {
+        token_arn: String,
+    },
+}
+
+/// One environment as the variables describe it, before its secrets are fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentPlan {
+    pub id: EnvironmentId,
+    pub company: String,
+    pub ionapi_arn: String,
+    pub service_path: Option<String>,
+    pub exchange_url: Option<url::Url>,
+    pub auth: AuthPlan,
+    pub max_backoff: Duration,
+}
+
+/// The validated variables of a function.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub table: String,
+    pub queue_url: String,
+    pub dlq_url: Option<String>,
+    pub sync: SyncOptions,
+    pub http_timeout: Duration,
+    pub environments: Vec<EnvironmentPlan>,
+}
+
+/// Fetches a secret's string by ARN (AWS Secrets Manager in production, a map in tests).
+#[async_trait]
+pub trait SecretFetcher: Send + Sync {
+    async fn fetch(&self, arn: &str) -> Result<Secret, String>;
+}
+
+fn parse_number<T: std::str::FromStr>(
+    problems: &mut Vec<String>,
+    name: &str,
+    value: Option<String>,
+) -> Option<T> {
+    let value = value?;
+    match value.trim().parse() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            problems.push(format!("{name}: {value:?} is not a valid number"));
+            None
+        }
+    }
+}
+
+impl Deployment {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, DeployError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `get`; empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, DeployError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let mut problems = Vec::new();
+        let mut required = |name: &str, what: &str| {
+            let v = get(name);
+            if v.is_none() {
+                problems.push(format!("{name}: missing ({what})"));
+            }
+            v.unwrap_or_default()
+        };
+        let table = required(vars::TABLE, "the DynamoDB state table's name");
+        let queue_url = required(vars::QUEUE_URL, "the SQS FIFO job queue's URL");
+        let ids = required(
+            vars::ENVIRONMENTS,
+            "comma-separated ids of the environments served",
+        );
+        let dlq_url = get(vars::DLQ_URL);
+
+        let defaults = SyncOptions::default();
+        let concurrency: Option<usize> = parse_number(
+            &mut problems,
+            vars::USER_CONCURRENCY,
+            get(vars::USER_CONCURRENCY),
+        );
+        if concurrency == Some(0) {
+            problems.push(format!("{}: must be at least 1", vars::USER_CONCURRENCY));
+        }
+        let fraction: Option<f64> = parse_number(
+            &mut problems,
+            vars::MAX_DELETION_FRACTION,
+            get(vars::MAX_DELETION_FRACTION),
+        );
+        if let Some(f) = fraction
+            && !(0.0..=1.0).contains(&f)
+        {
+            problems.push(format!(
+                "{}: {f} is not between 0 and 1",
+                vars::MAX_DELETION_FRACTION
+            ));
+        }
+        let repair = match get(vars::REPAIR).as_deref().map(str::trim) {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(other) => {
+                problems.push(format!("{}: {other:?} is not true or false", vars::REPAIR));
+                false
+            }
+        };
+        let sync = SyncOptions {
+            deletion_gate: DeletionGate {
+                max_items: parse_number(
+                    &mut problems,
+                    vars::MAX_DELETIONS,
+                    get(vars::MAX_DELETIONS),
+                )
+                .unwrap_or(defaults.deletion_gate.max_items),
+                max_fraction: fraction.unwrap_or(defaults.deletion_gate.max_fraction),
+            },
+            lease_ttl: parse_number(&mut problems, vars::LEASE_SECONDS, get(vars::LEASE_SECONDS))
+                .map_or(defaults.lease_ttl, Duration::from_secs),
+            user_concurrency: concurrency.unwrap_or(defaults.user_concurrency).max(1),
+            repair,
+            // Tunables without a variable yet keep their defaults.
+            ..defaults
+        };
+        let http_timeout = parse_number(
+            &mut problems,
+            vars::HTTP_TIMEOUT_SECONDS,
+            get(vars::HTTP_TIMEOUT_SECONDS),
+        )
+        .map_or(Duration::from_secs(60), Duration::from_secs);
+
+        let mut environments = Vec::new();
+        let mut seen = BTreeSet::new();
+        for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                problems.push(format!(
+                    "{}: environment id {id:?}: use letters, digits, '-' or '_' only",
+                    vars::ENVIRONMENTS
+                ));
+                continue;
+            }
+            if !seen.insert(id.to_owned()) {
+                problems.push(format!("{}: {id} is listed twice", vars::ENVIRONMENTS));
+                continue;
+            }
+            if let Some(plan) = Self::environment(&mut problems, id, &get) {
+                environments.push(plan);
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self {
+                table,
+                queue_url,
+                dlq_url,
+                sync,
+                http_timeout,
+                environments,
+            })
+        } else {
+            Err(DeployError { problems })
+        }
+    }
+
+    fn environment(
+        problems: &mut Vec<String>,
+        id: &str,
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Option<EnvironmentPlan> {
+        let before = problems.len();
+        let var = |suffix: &str| vars::env_var(id, suffix);
+        let mut required = |suffix: &str| {
+            let name = var(suffix);
+            let v = get(&name);
+            if v.is_none() {
+                problems.push(format!("{name}: missing (environment {id})"));
+            }
+            v.unwrap_or_default()
+        };
+        let company = required(vars::env::COMPANY);
+        let ionapi_arn = required(vars::env::IONAPI_SECRET_ARN);
+        let auth = match get(&var(vars::env::EWS_AUTH)).as_deref().unwrap_or("basic") {
+            "basic" => AuthPlan::Basic {
+                username: required(vars::env::EWS_USERNAME),
+                password_arn: required(vars::env::EWS_PASSWORD_SECRET_ARN),
+            },
+            "bearer" => AuthPlan::Bearer {
+                token_arn: required(vars::env::EWS_TOKEN_SECRET_ARN),
+            },
+            other => {
+                problems.push(format!(
+                    "{}: {other:?} is not \"basic\" or \"bearer\"",
+                    var(vars::env::EWS_AUTH)
+                ));
+                AuthPlan::Bearer {
+                    token_arn: String::new(),
+                }
+            }
+        };
+        let exchange_url = match get(&var(vars::env::EXCHANGE_URL)).map(|u| url::Url::parse(&u)) {
+            None => None,
+            Some(Ok(u)) if u.scheme() == "https" || u.scheme() == "http" => Some(u),
+            Some(Ok(u)) => {
+                problems.push(format!(
+                    "{}: scheme {} is not http or https",
+                    var(vars::env::EXCHANGE_URL),
+                    u.scheme()
+                ));
+                None
+            }
+            Some(Err(e)) => {
+                problems.push(format!("{}: {e}", var(vars::env::EXCHANGE_URL)));
+                None
+            }
+        };
+        let max_backoff = parse_number(
+            problems,
+            &var(vars::env::MAX_BACKOFF_SECONDS),
+            get(&var(vars::env::MAX_BACKOFF_SECONDS)),
+        )
+        .map_or(DEFAULT_MAX_BACKOFF, Duration::from_secs);
+        (problems.len() == before).then(|| EnvironmentPlan {
+            id: EnvironmentId::new(id),
+            company,
+            ionapi_arn,
+            service_path: get(&var(vars::env::LN_SERVICE_PATH)),
+            exchange_url,
+            auth,
+            max_backoff,
+        })
+    }
+
+    /// Fetches every distinct secret once and builds the environments' configurations. Every
+    /// secret that can't be fetched is reported (by ARN and purpose, never by value).
+    pub async fn resolve(
+        &self,
+        secrets: &dyn SecretFetcher,
+    ) -> Result<Vec<EnvironmentConfig>, DeployError> {
+        let mut wanted: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for env in &self.environments {
+            wanted
+                .entry(&env.ionapi_arn)
+                .or_default()
+                .push(format!("LN credentials of environment {}", env.id));
+            let (arn, what) = match &env.auth {
+                AuthPlan::Basic { password_arn, .. } => (password_arn, "EWS password"),
+                AuthPlan::Bearer { token_arn } => (token_arn, "EWS token"),
+            };
+            wanted
+                .entry(arn)
+                .or_default()
+                .push(format!("{what} of environment {}", env.id));
+        }
+        let fetched = futures::future::join_all(
+            wanted
+                .keys()
+                .map(|arn| async move { (*arn, secrets.fetch(arn).await) }),
+        )
+        .await;
+        let mut values = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (arn, result) in fetched {
+            match result {
+                Ok(secret) => {
+                    values.insert(arn.to_owned(), secret);
+                }
+                Err(e) => problems.push(format!(
+                    "secret {arn} ({}): {e}",
+                    wanted.get(arn).map(|w| w.join(", ")).unwrap_or_default()
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(DeployError { problems });
+        }
+        let value = |arn: &str| {
+            SecretSource::Value(values.get(arn).cloned().unwrap_or_else(|| Secret::new("")))
+        };
+        Ok(self
+            .environments
+            .iter()
+            .map(|env| EnvironmentConfig {
+                id: env.id.clone(),
+                company: env.company.clone(),
+                ln: LnConfig {
+                    ionapi: value(&env.ionapi_arn),
+                    service_path: env.service_path.clone(),
+                    page_size: None,
+                },
+                exchange: ExchangeConfig {
+                    url: env.exchange_url.clone(),
+                    auth: match &env.auth {
+                        AuthPlan::Basic {
+                            username,
+                            password_arn,
+                        } => ExchangeAuth::Basic {
+                            username: username.clone(),
+                            password: value(password_arn),
+                        },
+                        AuthPlan::Bearer { token_arn } => ExchangeAuth::Bearer {
+                            token: value(token_arn),
+                        },
+                    },
+                    max_backoff: env.max_backoff,
+                },
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn good() -> HashMap<String, String> {
+        vars(&[
+            ("LNSYNC_TABLE", "lnsync"),
+            ("LNSYNC_QUEUE_URL", "http://q/jobs.fifo"),
+            ("LNSYNC_ENVIRONMENTS", "prod, test-eu"),
+            ("LNSYNC_ENV_PROD_COMPANY", "100"),
+            ("LNSYNC_ENV_PROD_IONAPI_SECRET_ARN", "arn:ionapi"),
+            ("LNSYNC_ENV_PROD_EWS_USERNAME", "svc"),
+            ("LNSYNC_ENV_PROD_EWS_PASSWORD_SECRET_ARN", "arn:pw"),
+            ("LNSYNC_ENV_TEST_EU_COMPANY", "200"),
+            ("LNSYNC_ENV_TEST_EU_IONAPI_SECRET_ARN", "arn:ionapi"),
+            ("LNSYNC_ENV_TEST_EU_EWS_AUTH", "bearer"),
+            ("LNSYNC_ENV_TEST_EU_EWS_TOKEN_SECRET_ARN", "arn:token"),
+        ])
+    }
+
+    struct MapSecrets(HashMap<String, String>);
+
+    #[async_trait]
+    impl SecretFetcher for MapSecrets {
+        async fn fetch(&self, arn: &str) -> Result<Secret, String> {
+            self.0
+                .get(arn)
+                .map(|v| Secret::new(v.clone()))
+                .ok_or_else(|| "ResourceNotFoundException".to_owned())
+        }
+    }
+
+    #[tokio::test]
+    async fn good_variables_resolve_with_each_secret_fetched_once() {
+        let v = good();
+        let d = Deployment::from_lookup(|k| v.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.environments.len(), 2);
+        assert_eq!(d.environments[1].id.as_str(), "test-eu");
+        let secrets = MapSecrets(vars(&[
+            ("arn:ionapi", "{}"),
+            ("arn:pw", "hunter2"),
+            ("arn:token", "t"),
+        ]));
+        let envs = d.resolve(&secrets).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            &envs[0].exchange.auth,
+            ExchangeAuth::Basic { username, password } if username == "svc"
+                && password.read().map(|s| s.expose().to_owned()).as_deref() == Ok("hunter2")
+        ));
+        assert!(
+            !format!("{envs:?}").contains("hunter2"),
+            "secrets stay redacted"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let mut v = good();
+        v.remove("LNSYNC_TABLE");
+        v.remove("LNSYNC_ENV_PROD_COMPANY");
+        v.insert("LNSYNC_ENV_TEST_EU_EWS_AUTH".into(), "ntlm".into());
+        v.insert("LNSYNC_LEASE_SECONDS".into(), "soon".into());
+        let e = Deployment::from_lookup(|k| v.get(k).cloned())
+            .err()
+            .unwrap_or_else(|| panic!("must fail"));
+        assert_eq!(e.problems.len(), 4, "{e}");
+        let text = e.to_string();
+        for name in [
+            "LNSYNC_TABLE",
+            "LNSYNC_ENV_PROD_COMPANY",
+            "LNSYNC_ENV_TEST_EU_EWS_AUTH",
+            "LNSYNC_LEASE_SECONDS",
+        ] {
+            assert!(text.contains(name), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_secrets_are_named_by_arn_and_purpose() {
+        let v = good();
+        let d = Deployment::from_lookup(|k| v.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
+        let e = d
+            .resolve(&MapSecrets(vars(&[("arn:ionapi", "{}")])))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("must fail"));
+        assert_eq!(e.problems.len(), 2, "{e}");
+        assert!(
+            e.to_string()
+                .contains("arn:pw (EWS password of environment prod)"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! The environment variables of the serverless functions, by exact name, in one place so the
+//! IaC template (`infra/`) can be checked against them. Parsed and validated by [`crate::deploy`].
+//!
+//! Per-environment variables are `LNSYNC_ENV_<ID>_<SUFFIX>`, where `<ID>` is the environment id
+//! upper-cased with `-` turned into `_` ([`env_var`]). Secrets are never values of these
+//! variables, only the ARNs of AWS Secrets Manager secrets (R3).
+//!
+//! The AWS SDK reads its own standard variables (`AWS_REGION`, credentials, and
+//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` to point at a local emulator such as moto).
+
+/// DynamoDB table holding all lnsync state (scheduler, worker).
+pub const TABLE: &str = "LNSYNC_TABLE";
+/// URL of the SQS FIFO job queue (scheduler sends, worker changes visibility).
+pub const QUEUE_URL: &str = "LNSYNC_QUEUE_URL";
+/// URL of the job queue's dead-letter queue (read by `lnsync status`).
+pub const DLQ_URL: &str = "LNSYNC_DLQ_URL";
+/// Comma-separated ids of the environments this deployment serves, e.g. `prod,test`.
+pub const ENVIRONMENTS: &str = "LNSYNC_ENVIRONMENTS";
+/// Log filter (`tracing` env-filter syntax), e.g. `lnsync=debug`; default `info`.
+pub const LOG: &str = "LNSYNC_LOG";
+
+/// Optional tunables; defaults as in `lnsync.toml`'s `[sync]`.
+pub const USER_CONCURRENCY: &str = "LNSYNC_USER_CONCURRENCY";
+pub const LEASE_SECONDS: &str = "LNSYNC_LEASE_SECONDS";
+pub const MAX_DELETIONS: &str = "LNSYNC_MAX_DELETIONS";
+pub const MAX_DELETION_FRACTION: &str = "LNSYNC_MAX_DELETION_FRACTION";
+pub const REPAIR: &str = "LNSYNC_REPAIR";
+/// Timeout of one LN or EWS HTTP request, seconds (default 60: well inside a Lambda timeout).
+pub const HTTP_TIMEOUT_SECONDS: &str = "LNSYNC_HTTP_TIMEOUT_SECONDS";
+
+/// Per-environment suffixes (see [`env_var`]).
+pub mod env {
+    /// LN company, sent as `X-Infor-LnCompany`. Required.
+    pub const COMPANY: &str = "COMPANY";
+    /// ARN of the secret whose string is the `.ionapi` JSON. Required.
+    pub const IONAPI_SECRET_ARN: &str = "IONAPI_SECRET_ARN";
+    /// Path of the lnsync OData service; default `LN/lnapi/odata/lnsync/`.
+    pub const LN_SERVICE_PATH: &str = "LN_SERVICE_PATH";
+    /// `basic` (default) or `bearer`.
+    pub const EWS_AUTH: &str = "EWS_AUTH";
+    /// The EWS service account. Required for `basic`.
+    pub const EWS_USERNAME: &str = "EWS_USERNAME";
+    /// ARN of the secret holding the service account's password. Required for `basic`.
+    pub const EWS_PASSWORD_SECRET_ARN: &str = "EWS_PASSWORD_SECRET_ARN";
+    /// ARN of the secret holding the bearer token. Required for `bearer`.
+    pub const EWS_TOKEN_SECRET_ARN: &str = "EWS_TOKEN_SECRET_ARN";
+    /// Overrides LN's `exchangeUrl` setting.
+    pub const EXCHANGE_URL: &str = "EXCHANGE_URL";
+    /// Longest EWS ErrorServerBusy back-off slept in-process, seconds (default 10: a longer
+    /// wait costs a visibility change instead of billed idle time).
+    pub const MAX_BACKOFF_SECONDS: &str = "MAX_BACKOFF_SECONDS";
+
+    /// Every suffix, for template checks.
+    pub const ALL: [&str; 9] = [
+        COMPANY,
+        IONAPI_SECRET_ARN,
+        LN_SERVICE_PATH,
+        EWS_AUTH,
+        EWS_USERNAME,
+        EWS_PASSWORD_SECRET_ARN,
+        EWS_TOKEN_SECRET_ARN,
+        EXCHANGE_URL,
+        MAX_BACKOFF_SECONDS,
+    ];
+}
+
+/// Every global variable, for template checks.
+pub const ALL: [&str; 11] = [
+    TABLE,
+    QUEUE_URL,
+    DLQ_URL,
+    ENVIRONMENTS,
+    LOG,
+    USER_CONCURRENCY,
+    LEASE_SECONDS,
+    MAX_DELETIONS,
+    MAX_DELETION_FRACTION,
+    REPAIR,
+    HTTP_TIMEOUT_SECONDS,
+];
+
+/// The variable of `suffix` for environment `id`: `env_var("prod-eu", "COMPANY")` is
+/// `LNSYNC_ENV_PROD_EU_COMPANY`.
+pub fn env_var(id: &str, suffix: &str) -> String {
+    let id: String = id
+        .chars()
+        .map(|c| match c {
+            '-' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect();
+    format!("LNSYNC_ENV_{id}_{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn per_environment_names() {
+        assert_eq!(
+            super::env_var("prod-eu", super::env::COMPANY),
+            "LNSYNC_ENV_PROD_EU_COMPANY"
+        );
+    }
+}

@@ -1,0 +1,697 @@
+//! End to end through cargo-lambda: the scheduler and worker functions as Lambda runs them
+//! (`cargo lambda watch` hosts both binaries behind the Lambda runtime API), the LN and EWS
+//! simulators, and moto for DynamoDB, SQS and Secrets Manager. Nothing is mocked in between.
+//!
+//! How it starts its tools:
+//! - **moto**: `lnsync_tests::moto` (`MOTO_ENDPOINT`, or `.venv/moto` from `make tools`).
+//! - **cargo-lambda**: `.venv/cargo-lambda/bin/cargo-lambda` (`make tools`); when missing, the
+//!   test creates that venv with `pip install cargo-lambda==1.9.2` itself. If that fails, the
+//!   test fails under `CI=true` and is skipped with a note elsewhere. The venv's `bin` goes on
+//!   `PATH` (cargo-lambda finds zig there).
+//! - **simulators**: in-process, from the end-to-end harness.
+//! - A small **counting proxy** sits between the functions and moto (`AWS_ENDPOINT_URL`), so
+//!   the test can count AWS calls by operation (`X-Amz-Target`), e.g. `SendMessageBatch`.
+//!
+//! The functions are configured only through environment variables (as in the template),
+//! with their secrets in moto's Secrets Manager. The test plays the SQS event source mapping:
+//! it receives from the queue, invokes the worker with an SQS event of those messages, and
+//! deletes what the worker did not report as failed.
+//!
+//! Checked: a tick queues one job per due user; the worker syncs every user's contacts (items
+//! in the EWS simulator, links in DynamoDB); the same batch invoked twice at once writes once;
+//! a batch of 5 with 1 failing job reports exactly that message, which after maxReceiveCount
+//! is in the DLQ with its user's state untouched; a tick with 1,000 due users makes at most
+//! 100 SendMessageBatch calls and reads no LN item data; a tick with none makes no SQS call.
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use ews_sim::faults::{FaultAction, FaultRule};
+use lnsync_adapters::dynamo::{DynamoStateStore, create_table};
+use lnsync_adapters::sqs::{SqsJobQueue, create_queues};
+use lnsync_core::ids::{EnvironmentId, UserId};
+use lnsync_core::model::{CursorKind, EnvironmentState, Job, LinkKind};
+use lnsync_core::ports::{JobQueue, StateStore};
+use lnsync_tests::harness::{
+    BoxError, EWS_PASSWORD, EWS_USER, TestResult, World, contact_code, qualifying_contacts, stamp,
+};
+use lnsync_tests::moto::{REGION, moto, unique_name};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+const CARGO_LAMBDA_VERSION: &str = "1.9.2";
+/// The first invocation of each function compiles it (debug): allow for a cold build on a
+/// busy 2-core machine.
+const FIRST_INVOKE_TIMEOUT: Duration = Duration::from_secs(900);
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(180);
+/// Short, so a failed message comes back quickly; 3 receives, then the DLQ.
+const VISIBILITY: Duration = Duration::from_secs(1);
+const MAX_RECEIVES: u32 = 3;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// cargo-lambda from the repo's venv, installed there when missing.
+fn cargo_lambda() -> Result<PathBuf, String> {
+    let venv = root().join(".venv/cargo-lambda");
+    let bin = venv.join("bin/cargo-lambda");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let run = |cmd: &mut std::process::Command| -> Result<(), String> {
+        let out = cmd
+            .output()
+            .map_err(|e| format!("{cmd:?} could not start: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{cmd:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    run(std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv))?;
+    run(std::process::Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        "--no-cache-dir",
+        &format!("cargo-lambda=={CARGO_LAMBDA_VERSION}"),
+    ]))?;
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} is still missing after pip install",
+            bin.display()
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A counting proxy in front of moto
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    client: reqwest::Client,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+fn count(calls: &[String], operation: &str) -> usize {
+    calls.iter().filter(|c| c.ends_with(operation)).count()
+}
+
+async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?")
+        .to_owned();
+    proxy
+        .calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(target);
+    let failed = |e: String| {
+        Response::builder()
+            .status(502)
+            .body(axum::body::Body::from(e))
+            .unwrap_or_default()
+    };
+    let body: Bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return failed(e.to_string()),
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers = parts.headers.clone();
+    headers.remove("host");
+    headers.remove("content-length");
+    let answer = proxy
+        .client
+        .request(parts.method, format!("{}{path}", proxy.upstream))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => return failed(e.to_string()),
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if name != "content-length" && name != "transfer-encoding" {
+            response = response.header(name, value);
+        }
+    }
+    let bytes = answer.bytes().await.unwrap_or_default();
+    response
+        .body(axum::body::Body::from(bytes))
+        .unwrap_or_default()
+}
+
+async fn start_proxy(upstream: &str) -> Result<(Proxy, String), BoxError> {
+    let proxy = Proxy {
+        upstream: upstream.trim_end_matches('/').to_owned(),
+        client: reqwest::Client::new(),
+        calls: Arc::default(),
+    };
+    let app = axum::Router::new()
+        .fallback(forward)
+        .with_state(proxy.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((proxy, url))
+}
+
+// ---------------------------------------------------------------------------------------------
+// cargo lambda watch / invoke
+// ---------------------------------------------------------------------------------------------
+
+struct Lambda {
+    bin: PathBuf,
+    port: u16,
+    _watch: Child,
+    dir: tempfile::TempDir,
+    invoked: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Lambda {
+    fn path_var(&self) -> String {
+        let venv_bin = self.bin.parent().map(Path::to_path_buf).unwrap_or_default();
+        format!(
+            "{}:{}",
+            venv_bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    async fn start(bin: PathBuf, vars: &BTreeMap<String, String>) -> Result<Self, BoxError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let dir = tempfile::tempdir()?;
+        let venv_bin = bin.parent().map(Path::to_path_buf).unwrap_or_default();
+        let path = format!(
+            "{}:{}",
+            venv_bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = std::fs::File::create(dir.path().join("watch.log"))?;
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(root())
+            .args(["lambda", "watch", "--ignore-changes", "-A", "127.0.0.1"])
+            .args(["-P", &port.to_string()])
+            .env("PATH", path)
+            .envs(vars)
+            // Don't let the developer's own AWS setup leak into the functions.
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        let watch = cmd.spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                return Err("cargo lambda watch did not listen within 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self {
+            bin,
+            port,
+            _watch: watch,
+            dir,
+            invoked: Mutex::default(),
+        })
+    }
+
+    fn watch_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("watch.log")).unwrap_or_default()
+    }
+
+    /// `cargo lambda invoke FUNCTION --data-file FILE`, the function's answer as JSON.
+    async fn invoke_file(&self, function: &str, file: &Path) -> Result<Value, BoxError> {
+        let first = self
+            .invoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(function.to_owned());
+        let timeout = if first {
+            FIRST_INVOKE_TIMEOUT
+        } else {
+            INVOKE_TIMEOUT
+        };
+        let out = Command::new(&self.bin)
+            .current_dir(root())
+            .args(["lambda", "invoke", "-A", "127.0.0.1"])
+            .args(["-P", &self.port.to_string(), "-o", "json", "--data-file"])
+            .arg(file)
+            .arg(function)
+            .env("PATH", self.path_var())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(timeout, out)
+            .await
+            .map_err(|_| format!("invoking {function} took over {timeout:?}"))??;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!(
+                "cargo lambda invoke {function} failed: {}{}\n--- watch log (tail) ---\n{}",
+                stdout,
+                String::from_utf8_lossy(&out.stderr),
+                tail(&self.watch_log(), 60)
+            )
+            .into());
+        }
+        serde_json::from_str(&stdout)
+            .map_err(|e| format!("{function} answered {stdout:?}: {e}").into())
+    }
+
+    async fn invoke(&self, function: &str, event: &Value) -> Result<Value, BoxError> {
+        let file = self
+            .dir
+            .path()
+            .join(format!("{}.json", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&file, serde_json::to_vec(event)?)?;
+        self.invoke_file(function, &file).await
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQS as the event source mapping sees it
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    receipt: String,
+    body: String,
+    group: String,
+    count: String,
+}
+
+impl Received {
+    fn job(&self) -> Result<Job, BoxError> {
+        Ok(serde_json::from_str(&self.body)?)
+    }
+}
+
+async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Received>, BoxError> {
+    let mut all = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(all);
+        }
+        for m in messages {
+            let attrs = m.attributes.unwrap_or_default();
+            let attr = |name: aws_sdk_sqs::types::MessageSystemAttributeName| {
+                attrs.get(&name).cloned().unwrap_or_default()
+            };
+            all.push(Received {
+                id: m.message_id.unwrap_or_default(),
+                receipt: m.receipt_handle.unwrap_or_default(),
+                body: m.body.unwrap_or_default(),
+                group: attr(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId),
+                count: attr(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                ),
+            });
+        }
+    }
+}
+
+fn sqs_event(messages: &[Received]) -> Value {
+    json!({ "Records": messages.iter().map(|m| json!({
+        "messageId": m.id,
+        "receiptHandle": m.receipt,
+        "body": m.body,
+        "attributes": {
+            "ApproximateReceiveCount": m.count,
+            "MessageGroupId": m.group,
+        },
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs.fifo",
+        "awsRegion": REGION,
+    })).collect::<Vec<_>>() })
+}
+
+fn failed_ids(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn delete_succeeded(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    messages: &[Received],
+    failed: &[String],
+) -> TestResult {
+    for m in messages.iter().filter(|m| !failed.contains(&m.id)) {
+        sqs.delete_message()
+            .queue_url(url)
+            .receipt_handle(&m.receipt)
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test
+// ---------------------------------------------------------------------------------------------
+
+async fn secret(
+    sm: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: &str,
+) -> Result<String, BoxError> {
+    let out = sm
+        .create_secret()
+        .name(unique_name(name))
+        .secret_string(value)
+        .send()
+        .await?;
+    Ok(out.arn.ok_or("no ARN")?)
+}
+
+fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
+    let bin = match cargo_lambda() {
+        Ok(bin) => bin,
+        Err(e) if ci() => panic!("cargo-lambda is required under CI: {e}"),
+        Err(e) => {
+            eprintln!("note: skipping the cargo-lambda end-to-end test: {e}");
+            return Ok(());
+        }
+    };
+    let started = Instant::now();
+    let moto = moto();
+    let (proxy, proxy_url) = start_proxy(moto.endpoint()).await?;
+
+    // The simulators: environment `prod` with 5 users and 20 contacts; `bulk` (company 200)
+    // gets 1,000 users later for the fan-out.
+    let world = World::builder()
+        .env("prod", "100", 5, qualifying_contacts(20))
+        .env("bulk", "200", 0, Vec::new())
+        .start()
+        .await?;
+    for company in ["100", "200"] {
+        // Contacts only: the calendar has its own tests; here job counts are user counts.
+        world.ln.store().set_settings(
+            company,
+            serde_json::from_value(json!({"synchronizeActivities": false}))?,
+        )?;
+    }
+
+    // AWS side: table, queues, secrets.
+    let table = unique_name("e2e");
+    create_table(&moto.dynamodb(), &table).await?;
+    let sqs = moto.sqs();
+    let urls = create_queues(&sqs, &unique_name("jobs"), VISIBILITY, MAX_RECEIVES).await?;
+    let sm = secrets_client(moto.endpoint());
+    let ionapi = secret(&sm, "ionapi", &world.ln.ionapi().to_json()).await?;
+    let password = secret(&sm, "ews", EWS_PASSWORD).await?;
+    let store = DynamoStateStore::new(moto.dynamodb(), &table);
+    let queue = SqsJobQueue::new(sqs.clone(), &urls.queue_url)
+        .with_dead_letter_queue(&urls.dead_letter_url);
+    store
+        .put_environment(&EnvironmentState {
+            env: EnvironmentId::new("prod"),
+            started: true,
+            updated_at: chrono::Utc::now(),
+        })
+        .await?;
+
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let mut set = |k: &str, v: &str| {
+        vars.insert(k.to_owned(), v.to_owned());
+    };
+    set("LNSYNC_TABLE", &table);
+    set("LNSYNC_QUEUE_URL", &urls.queue_url);
+    set("LNSYNC_DLQ_URL", &urls.dead_letter_url);
+    set("LNSYNC_ENVIRONMENTS", "prod,bulk");
+    for (id, company) in [("PROD", "100"), ("BULK", "200")] {
+        set(&format!("LNSYNC_ENV_{id}_COMPANY"), company);
+        set(&format!("LNSYNC_ENV_{id}_IONAPI_SECRET_ARN"), &ionapi);
+        set(&format!("LNSYNC_ENV_{id}_EWS_USERNAME"), EWS_USER);
+        set(
+            &format!("LNSYNC_ENV_{id}_EWS_PASSWORD_SECRET_ARN"),
+            &password,
+        );
+        set(
+            &format!("LNSYNC_ENV_{id}_EXCHANGE_URL"),
+            &world.ews.ews_url(),
+        );
+    }
+    set("LNSYNC_LOG", "lnsync=info,warn");
+    set("AWS_ENDPOINT_URL", &proxy_url);
+    set("AWS_REGION", REGION);
+    set("AWS_ACCESS_KEY_ID", "test");
+    set("AWS_SECRET_ACCESS_KEY", "test");
+    let lambda = Lambda::start(bin, &vars).await?;
+    eprintln!("setup: {:?}", started.elapsed());
+
+    // 1. The scheduled-event fixture: every prod user is new, hence due.
+    let fixture = root().join("functions/scheduler/events/scheduled.json");
+    let t = Instant::now();
+    let summary = lambda.invoke_file("scheduler", &fixture).await?;
+    eprintln!("first scheduler invoke (incl. compile): {:?}", t.elapsed());
+    assert_eq!(summary["jobs"], 5, "{summary}");
+    let messages = receive_all(&sqs, &urls.queue_url).await?;
+    assert_eq!(messages.len(), 5);
+    proxy.take();
+
+    // 2. One mailbox is broken: its job fails, the four others sync.
+    let broken = world.mailbox(0, 2).to_owned();
+    world.ews.add_fault(FaultRule {
+        mailbox: Some(broken.clone()),
+        operation: None,
+        count: 10_000,
+        action: FaultAction::SoapFault {
+            code: "ErrorNonExistentMailbox".into(),
+            message: None,
+        },
+    });
+    let broken_msg = messages
+        .iter()
+        .find(|m| m.job().is_ok_and(|j| j.user.as_str() == world.user(0, 2)))
+        .map(|m| m.id.clone())
+        .ok_or("no message for the broken user")?;
+    let event = sqs_event(&messages);
+    // The same batch twice at once (a redelivery racing the first delivery).
+    let t = Instant::now();
+    let (a, b) = tokio::join!(
+        lambda.invoke("worker", &event),
+        lambda.invoke("worker", &event)
+    );
+    eprintln!(
+        "two concurrent worker invokes (incl. compile): {:?}",
+        t.elapsed()
+    );
+    let (a, b) = (a?, b?);
+    for response in [&a, &b] {
+        assert!(failed_ids(response).contains(&broken_msg), "{response}");
+    }
+    // Writes once: one CreateItem per healthy mailbox (20 contacts fit one request).
+    for i in [0, 1, 3, 4] {
+        let mailbox = world.mailbox(0, i);
+        assert_eq!(
+            world.ews.count_operation_for_mailbox("CreateItem", mailbox),
+            1,
+            "CreateItem calls for {mailbox}"
+        );
+    }
+    // Once more, now that everything settled: exactly the broken job fails.
+    world.clear_logs();
+    let again = lambda.invoke("worker", &event).await?;
+    assert_eq!(failed_ids(&again), vec![broken_msg.clone()]);
+    for i in [0, 1, 3, 4] {
+        let mailbox = world.mailbox(0, i);
+        assert_eq!(
+            world.ews.write_calls_for_mailbox(mailbox),
+            0,
+            "a redelivered done job writes nothing ({mailbox})"
+        );
+    }
+    delete_succeeded(&sqs, &urls.queue_url, &messages, &failed_ids(&again)).await?;
+
+    // The four healthy users: 20 stamped contacts each, once, and 20 links in DynamoDB.
+    let env = EnvironmentId::new("prod");
+    for i in [0, 1, 3, 4] {
+        let counts = world.stamp_counts(world.mailbox(0, i));
+        assert_eq!(counts.len(), 20, "items of {}", world.mailbox(0, i));
+        assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+        assert!(counts.contains_key(&stamp("prod", &contact_code(19))));
+        let user = UserId::new(world.user(0, i));
+        assert_eq!(store.link_count(&env, &user, LinkKind::Contact).await?, 20);
+    }
+
+    // 3. The broken job comes back until maxReceiveCount, then sits in the DLQ.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let dead = queue.dead_letters().await?;
+        if !dead.is_empty() {
+            assert_eq!(dead.len(), 1);
+            assert_eq!(dead[0].user.as_str(), world.user(0, 2));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failing job never reached the DLQ"
+        );
+        tokio::time::sleep(VISIBILITY).await;
+        let back = receive_all(&sqs, &urls.queue_url).await?;
+        if back.is_empty() {
+            continue;
+        }
+        let response = lambda.invoke("worker", &sqs_event(&back)).await?;
+        let failed = failed_ids(&response);
+        assert_eq!(failed.len(), back.len(), "{response}");
+        delete_succeeded(&sqs, &urls.queue_url, &back, &failed).await?;
+    }
+    let broken_user = UserId::new(world.user(0, 2));
+    assert_eq!(
+        store
+            .link_count(&env, &broken_user, LinkKind::Contact)
+            .await?,
+        0
+    );
+    assert!(
+        store
+            .cursor(&env, &broken_user, CursorKind::LnContacts)
+            .await?
+            .is_none(),
+        "the failed user's watermark did not move"
+    );
+    assert!(world.crm_folder(&broken).is_none());
+
+    // 4. Fan-out: 1,000 due users in `bulk`, none in `prod` (its next run is at 10:00).
+    let store_ln = world.ln.store();
+    for n in 0..1000 {
+        store_ln.upsert_sync_user(
+            "200",
+            ln_sim::model::SyncUser {
+                user: format!("u{n:04}"),
+                name: None,
+                active: true,
+                email: Some(format!("u{n:04}@bulk.corp.example")),
+            },
+        )?;
+    }
+    store
+        .put_environment(&EnvironmentState {
+            env: EnvironmentId::new("bulk"),
+            started: true,
+            updated_at: chrono::Utc::now(),
+        })
+        .await?;
+    world.clear_logs();
+    proxy.take();
+    let tick = |time: &str| {
+        let mut e: Value =
+            serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap_or_default())
+                .unwrap_or_default();
+        e["time"] = json!(time);
+        e
+    };
+    let t = Instant::now();
+    let summary = lambda
+        .invoke("scheduler", &tick("2026-11-30T09:30:00Z"))
+        .await?;
+    eprintln!("1,000-user tick: {:?}", t.elapsed());
+    assert_eq!(summary["jobs"], 1000, "{summary}");
+    let calls = proxy.take();
+    let batches = count(&calls, "AmazonSQS.SendMessageBatch");
+    assert!(batches <= 100, "{batches} SendMessageBatch calls");
+    assert_eq!(count(&calls, "AmazonSQS.SendMessage"), 0);
+    for set in ["Contacts", "DeletedObjects", "Activities"] {
+        for company in ["100", "200"] {
+            assert!(
+                world.ln_gets(company, set).is_empty(),
+                "a tick read {set} of {company}"
+            );
+        }
+    }
+    // DynamoDB: the environments and user states, and one write per due user; no link reads.
+    assert_eq!(
+        count(&calls, "DynamoDB_20120810.BatchGetItem"),
+        0,
+        "{calls:?}"
+    );
+
+    // 5. A tick with nobody due makes no SQS call at all.
+    let summary = lambda
+        .invoke("scheduler", &tick("2026-11-30T09:31:00Z"))
+        .await?;
+    assert_eq!(summary["jobs"], 0);
+    let calls = proxy.take();
+    assert!(
+        !calls.iter().any(|c| c.starts_with("AmazonSQS.")),
+        "{calls:?}"
+    );
+    eprintln!("total: {:?}", started.elapsed());
+    Ok(())
+}
