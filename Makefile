@@ -43,6 +43,8 @@ CARGO_LAMBDA_VENV := .venv/cargo-lambda
 CARGO_LAMBDA_VERSION := 1.9.2
 LAMBDA_PATH := $(CURDIR)/$(CARGO_LAMBDA_VENV)/bin:$(PATH)
 LAMBDA_FUNCTIONS := scheduler worker
+# Release zips must stay small: cold starts load the whole package (10 MB, decimal).
+LAMBDA_MAX_BYTES := 10000000
 
 cargo-lambda:
 	@test -x $(CARGO_LAMBDA_VENV)/bin/cargo-lambda || { \
@@ -65,7 +67,9 @@ lambda: cargo-lambda
 	@for f in $(LAMBDA_FUNCTIONS); do \
 	  zip="$${CARGO_TARGET_DIR:-target}/lambda/$$f/bootstrap.zip"; \
 	  test -f "$$zip" || { echo "missing $$zip"; exit 1; }; \
-	  printf '%-10s %8d bytes  %s\n' "$$f" "$$(stat -c %s "$$zip")" "$$zip"; done
+	  size=$$(stat -c %s "$$zip"); \
+	  printf '%-10s %8d bytes  %s\n' "$$f" "$$size" "$$zip"; \
+	  [ "$$size" -le $(LAMBDA_MAX_BYTES) ] || { echo "$$f: zip over $(LAMBDA_MAX_BYTES) bytes"; exit 1; }; done
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
