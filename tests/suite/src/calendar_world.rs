@@ -50,6 +50,24 @@ pub fn employee_code(user: &str) -> String {
     format!("E-{user}")
 }
 
+/// Makes every sync user of environment `env` (the inactive one too) an LN employee with the
+/// identical e-mail (R5), as calendar runs need to match attendees to sync users.
+pub fn add_employees(world: &World, env: &str) -> Result<(), BoxError> {
+    let spec = world.env(env);
+    for u in spec.users.iter().chain([&spec.inactive]) {
+        world.ln.store().upsert_employee(
+            &spec.company,
+            Employee {
+                employee: employee_code(&u.user),
+                name: Some(format!("{} (employee)", u.user)),
+                user: Some(u.user.clone()),
+                email: Some(u.email.clone()),
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// lnsync's clock in the tests: the system clock plus an offset that
 /// [`CalendarWorld::advance`] moves together with both simulators' clocks.
 #[derive(Debug, Default)]
@@ -133,18 +151,7 @@ impl CalendarWorldBuilder {
             .ok_or("the harness configured no environment")?
             .clone();
         let spec = world.env("prod").clone();
-        // Every sync user (the inactive one too) is an employee with the identical e-mail (R5).
-        for u in spec.users.iter().chain([&spec.inactive]) {
-            world.ln.store().upsert_employee(
-                &spec.company,
-                Employee {
-                    employee: employee_code(&u.user),
-                    name: Some(format!("{} (employee)", u.user)),
-                    user: Some(u.user.clone()),
-                    email: Some(u.email.clone()),
-                },
-            )?;
-        }
+        add_employees(&world, "prod")?;
         // One simulated time for lnsync, LN (`lastModified`) and Exchange (`LastModifiedTime`).
         let clock = SimTime::default();
         clock.shift(t0() - Utc::now());

@@ -17,23 +17,42 @@
 //! it receives from the queue, invokes the worker with an SQS event of those messages, and
 //! deletes what the worker did not report as failed.
 //!
-//! Checked: a tick queues one job per due user; the worker syncs every user's contacts (items
-//! in the EWS simulator, links in DynamoDB); the same batch invoked twice at once writes once;
-//! a batch of 5 with 1 failing job reports exactly that message, which after maxReceiveCount
-//! is in the DLQ with its user's state untouched; a tick with 1,000 due users makes at most
-//! 100 SendMessageBatch calls and reads no LN item data; a tick with none makes no SQS call.
+//! Checked, over environment `prod` (5 users, contacts and calendar on) and `bulk` (contacts
+//! only, 1,000 users):
+//! - a tick queues one job per due user and kind (a contact and a calendar job per new user,
+//!   in the user's message group, in that order);
+//! - the worker syncs every healthy user's contacts (items in the EWS simulator, links in
+//!   DynamoDB) and calendar: an LN meeting organized by alice inviting bob and carol is one
+//!   stamped meeting in alice's mailbox with the invitations in bob's and carol's, its LN
+//!   attendee lines marked *Sent to Synchronizer*; bob's Outlook appointment is one LN activity
+//!   (origin Exchange, external reference = its UID); the event links and both calendar cursors
+//!   are in DynamoDB (read through `DynamoStateStore`);
+//! - the same batch invoked twice at once writes once (contacts, meeting, LN activity);
+//! - a batch of 10 where one user's mailbox is broken reports exactly that user's two messages
+//!   (its calendar job fails without running behind its failed contact job), which after
+//!   maxReceiveCount are in the DLQ with the user's state untouched;
+//! - a tick with 1,000 due `bulk` users (plus `prod`'s 5 calendar jobs: its 15-minute calendar
+//!   interval is due again, its hourly contacts are not) makes at most one SendMessageBatch per
+//!   10 jobs and reads no LN item data and no DynamoDB items; a tick with none makes no SQS call.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use chrono::Utc;
+use ews_sim::NewEvent;
 use ews_sim::faults::{FaultAction, FaultRule};
+use ln_sim::model::Origin;
 use lnsync_adapters::dynamo::{DynamoStateStore, create_table};
 use lnsync_adapters::sqs::{SqsJobQueue, create_queues};
 use lnsync_core::ids::{EnvironmentId, UserId};
 use lnsync_core::model::{CursorKind, EnvironmentState, Job, LinkKind};
 use lnsync_core::ports::{JobQueue, StateStore};
+use lnsync_core::service::SyncOptions;
+use lnsync_runtime::runner::Connector;
+use lnsync_tests::calendar_world::{CalendarWorld, SimTime, add_employees};
 use lnsync_tests::harness::{
     BoxError, EWS_PASSWORD, EWS_USER, TestResult, World, contact_code, qualifying_contacts, stamp,
+    stamp_of,
 };
 use lnsync_tests::moto::{REGION, moto, unique_name};
 use serde_json::{Value, json};
@@ -437,6 +456,44 @@ fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::from_conf(config)
 }
 
+/// The calendar part of the world: LN employees for `prod`'s sync users (R5) and the calendar
+/// helpers of [`CalendarWorld`] over this test's world, on the system clock (the worker's clock:
+/// the window is computed from it).
+async fn calendar_world(world: World) -> Result<CalendarWorld, BoxError> {
+    add_employees(&world, "prod")?;
+    let env = world
+        .config
+        .environments
+        .iter()
+        .find(|e| e.id.as_str() == "prod")
+        .ok_or("the harness configured no prod")?
+        .clone();
+    let ln_client = world.connector.ln(&env)?;
+    let mailbox = world
+        .connector
+        .mailbox(&env, &ln_client.settings().await?)?;
+    Ok(CalendarWorld {
+        company: world.env("prod").company.clone(),
+        world,
+        clock: SimTime::default(),
+        options: SyncOptions::default(),
+        env: env.id,
+        ln_client,
+        mailbox,
+    })
+}
+
+/// CreateItem requests of the current EWS log for `mailbox` that create an `element`
+/// (`t:Contact`, `t:CalendarItem`).
+fn creates(world: &World, mailbox: &str, element: &str) -> usize {
+    let open = format!("<{element}>");
+    world
+        .ews_requests_for(mailbox)
+        .iter()
+        .filter(|r| r.operation.as_deref() == Some("CreateItem") && r.body.contains(&open))
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
     let bin = match cargo_lambda() {
@@ -458,13 +515,39 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
         .env("bulk", "200", 0, Vec::new())
         .start()
         .await?;
-    for company in ["100", "200"] {
-        // Contacts only: the calendar has its own tests; here job counts are user counts.
-        world.ln.store().set_settings(
-            company,
-            serde_json::from_value(json!({"synchronizeActivities": false}))?,
-        )?;
-    }
+    // `prod` keeps LN's default settings: Synchronize Contacts (every hour) and Synchronize
+    // Activities (every 15 minutes) on, so each of its users gets a contact and a calendar job
+    // (jobs = users × kinds due). `bulk` synchronizes contacts only: its part is the fan-out,
+    // whose point is batching (1,000 due users' jobs in ≤ 100 SendMessageBatch calls); a
+    // calendar job each would double the messages through moto, the slowest part of the test,
+    // and prove nothing more about batching.
+    world.ln.store().set_settings(
+        "200",
+        serde_json::from_value(json!({"synchronizeActivities": false}))?,
+    )?;
+    let cal = calendar_world(world).await?;
+    let world = &cal.world;
+    // alice, bob, carol and dave are healthy; erin's mailbox is broken (below).
+    let (alice, bob, carol, dave) = ("alice", "bob", "carol", "dave");
+    let healthy = [0, 1, 2, 3];
+    let broken_index = 4;
+
+    // Calendar data, two and three days ahead (inside the worker's window): an LN meeting
+    // organized by alice inviting bob and carol, and an appointment bob makes in Outlook.
+    let day = Utc::now()
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .ok_or("10:00")?
+        .and_utc()
+        + chrono::Duration::days(2);
+    let meeting = cal.ln_meeting("Lambda review", day, alice, &[bob, carol])?;
+    let mut dentist = NewEvent::new(
+        "Dentist",
+        (day + chrono::Duration::days(1)).naive_utc(),
+        (day + chrono::Duration::days(1) + chrono::Duration::hours(1)).naive_utc(),
+    );
+    dentist.send = false;
+    let dentist = cal.user_creates(bob, dentist)?;
 
     // AWS side: table, queues, secrets.
     let table = unique_name("e2e");
@@ -514,18 +597,37 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
     let lambda = Lambda::start(bin, &vars).await?;
     eprintln!("setup: {:?}", started.elapsed());
 
-    // 1. The scheduled-event fixture: every prod user is new, hence due.
+    // 1. The scheduled-event fixture (09:00): every prod user is new, hence due for both kinds.
     let fixture = root().join("functions/scheduler/events/scheduled.json");
     let t = Instant::now();
     let summary = lambda.invoke_file("scheduler", &fixture).await?;
     eprintln!("first scheduler invoke (incl. compile): {:?}", t.elapsed());
-    assert_eq!(summary["jobs"], 5, "{summary}");
+    assert_eq!(summary["jobs"], 10, "5 users × 2 kinds: {summary}");
     let messages = receive_all(&sqs, &urls.queue_url).await?;
-    assert_eq!(messages.len(), 5);
+    assert_eq!(messages.len(), 10);
+    // Per user, its contact job then its calendar job, in one message group (FIFO order).
+    let mut kinds: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for m in &messages {
+        let job = m.job()?;
+        assert_eq!(m.group, job.group(), "message group of {}", job.id);
+        kinds
+            .entry(job.user.to_string())
+            .or_default()
+            .push(job.kind.label());
+    }
+    for i in 0..5 {
+        assert_eq!(
+            kinds.get(world.user(0, i)).map(Vec::as_slice),
+            Some(&["contacts", "calendar"][..]),
+            "jobs of {}",
+            world.user(0, i)
+        );
+    }
     proxy.take();
 
-    // 2. One mailbox is broken: its job fails, the four others sync.
-    let broken = world.mailbox(0, 2).to_owned();
+    // 2. One mailbox is broken: its contact job fails, and its calendar job after it fails
+    //    without running (nothing overtakes in a group); the four others sync both kinds.
+    let broken = world.mailbox(0, broken_index).to_owned();
     world.ews.add_fault(FaultRule {
         mailbox: Some(broken.clone()),
         operation: None,
@@ -535,13 +637,21 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
             message: None,
         },
     });
-    let broken_msg = messages
-        .iter()
-        .find(|m| m.job().is_ok_and(|j| j.user.as_str() == world.user(0, 2)))
-        .map(|m| m.id.clone())
-        .ok_or("no message for the broken user")?;
+    let mut broken_msgs = Vec::new();
+    let mut broken_jobs = Vec::new();
+    for m in &messages {
+        let job = m.job()?;
+        if job.user.as_str() == world.user(0, broken_index) {
+            broken_msgs.push(m.id.clone());
+            broken_jobs.push(job.id.as_str().to_owned());
+        }
+    }
+    broken_msgs.sort();
+    broken_jobs.sort();
+    assert_eq!(broken_msgs.len(), 2);
     let event = sqs_event(&messages);
     // The same batch twice at once (a redelivery racing the first delivery).
+    world.clear_logs();
     let t = Instant::now();
     let (a, b) = tokio::join!(
         lambda.invoke("worker", &event),
@@ -553,22 +663,40 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
     );
     let (a, b) = (a?, b?);
     for response in [&a, &b] {
-        assert!(failed_ids(response).contains(&broken_msg), "{response}");
+        let failed = failed_ids(response);
+        for id in &broken_msgs {
+            assert!(failed.contains(id), "{response}");
+        }
     }
-    // Writes once: one CreateItem per healthy mailbox (20 contacts fit one request).
-    for i in [0, 1, 3, 4] {
+    // Everything the worker sent Exchange is valid against the schemas.
+    world.validate_ews_requests()?;
+    // Writes once. Contacts: one CreateItem per healthy mailbox (20 contacts fit one request).
+    for i in healthy {
         let mailbox = world.mailbox(0, i);
         assert_eq!(
-            world.ews.count_operation_for_mailbox("CreateItem", mailbox),
+            creates(world, mailbox, "t:Contact"),
             1,
-            "CreateItem calls for {mailbox}"
+            "contact CreateItem calls for {mailbox}"
         );
     }
-    // Once more, now that everything settled: exactly the broken job fails.
+    // Calendar: one meeting created, in the organizer's mailbox; one LN activity created, for
+    // bob's Outlook appointment.
+    for i in healthy {
+        let mailbox = world.mailbox(0, i);
+        assert_eq!(
+            creates(world, mailbox, "t:CalendarItem"),
+            usize::from(i == 0),
+            "calendar CreateItem calls for {mailbox}"
+        );
+    }
+    assert_eq!(cal.ln_calls("POST", "Activities"), 1, "{}", cal.ln_log());
+    // Once more, now that everything settled: exactly the broken user's jobs fail.
     world.clear_logs();
     let again = lambda.invoke("worker", &event).await?;
-    assert_eq!(failed_ids(&again), vec![broken_msg.clone()]);
-    for i in [0, 1, 3, 4] {
+    let mut failed = failed_ids(&again);
+    failed.sort();
+    assert_eq!(failed, broken_msgs, "{again}");
+    for i in healthy {
         let mailbox = world.mailbox(0, i);
         assert_eq!(
             world.ews.write_calls_for_mailbox(mailbox),
@@ -576,11 +704,12 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
             "a redelivered done job writes nothing ({mailbox})"
         );
     }
-    delete_succeeded(&sqs, &urls.queue_url, &messages, &failed_ids(&again)).await?;
+    assert_eq!(world.ln_writes(), 0, "nor in LN: {}", cal.ln_log());
+    delete_succeeded(&sqs, &urls.queue_url, &messages, &failed).await?;
 
     // The four healthy users: 20 stamped contacts each, once, and 20 links in DynamoDB.
     let env = EnvironmentId::new("prod");
-    for i in [0, 1, 3, 4] {
+    for i in healthy {
         let counts = world.stamp_counts(world.mailbox(0, i));
         assert_eq!(counts.len(), 20, "items of {}", world.mailbox(0, i));
         assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
@@ -588,19 +717,97 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
         let user = UserId::new(world.user(0, i));
         assert_eq!(store.link_count(&env, &user, LinkKind::Contact).await?, 20);
     }
+    // Their calendars. The LN meeting is one meeting, in alice's mailbox, stamped with its
+    // activity; bob and carol hold the invitations Exchange sent, and LN records that they
+    // were sent (Sent to Synchronizer).
+    let organized = cal.organized(alice);
+    assert_eq!(organized.len(), 1, "one meeting in the organizer's mailbox");
+    let uid = organized[0].uid.clone();
+    let item = cal.ews_item(alice, &uid).ok_or("alice's meeting")?;
+    assert_eq!(
+        stamp_of(&item),
+        Some(format!("ln:prod:activity:{meeting}")),
+        "the meeting carries its activity's stamp"
+    );
+    for u in [bob, carol] {
+        let copies: Vec<_> = cal.events(u).into_iter().filter(|e| e.uid == uid).collect();
+        assert_eq!(copies.len(), 1, "{u} received the invitation");
+        assert!(!copies[0].is_organizer, "{u} holds an attendee copy");
+        assert!(
+            cal.ln_line(&meeting, &cal.email(u)).sent_to_synchronizer,
+            "{u}: Sent to Synchronizer"
+        );
+    }
+    assert!(cal.events(dave).is_empty(), "dave was not invited");
+    // Bob's Outlook appointment is one LN activity, from Exchange, referencing its UID.
+    let activities = cal.ln_activities();
+    assert_eq!(activities.len(), 2, "the meeting and bob's appointment");
+    let from_exchange: Vec<_> = activities
+        .iter()
+        .map(|a| &a.record.data)
+        .filter(|a| a.activity != meeting)
+        .collect();
+    assert_eq!(from_exchange.len(), 1, "{activities:#?}");
+    assert_eq!(from_exchange[0].origin, Origin::Exchange);
+    assert_eq!(
+        from_exchange[0].external_reference.as_deref(),
+        Some(dentist.uid.as_str())
+    );
+    // DynamoDB: the calendar links (one pair per event, in its organizer's partition; the
+    // invitations make none) and both calendar cursors of every healthy user.
+    let links = |user: &str| {
+        let user = UserId::new(user);
+        let (store, env) = (&store, &env);
+        async move { store.all_links(env, &user, LinkKind::Event).await }
+    };
+    let alice_links = links(alice).await?;
+    assert_eq!(alice_links.len(), 1, "{alice_links:#?}");
+    assert_eq!(alice_links[0].ln_key.as_str(), meeting);
+    assert_eq!(alice_links[0].exchange_id.as_str(), item.id.0);
+    assert_eq!(
+        alice_links[0].ical_uid.as_ref().map(|u| u.as_str()),
+        Some(uid.as_str())
+    );
+    let bob_links = links(bob).await?;
+    assert_eq!(bob_links.len(), 1, "{bob_links:#?}");
+    assert_eq!(bob_links[0].ln_key.as_str(), from_exchange[0].activity);
+    assert_eq!(bob_links[0].exchange_id.as_str(), dentist.id.0);
+    for u in [alice, bob] {
+        let l = links(u).await?;
+        assert!(!l[0].is_intent(), "{u}: a real link, not a create intent");
+    }
+    for u in [carol, dave] {
+        assert!(links(u).await?.is_empty(), "{u} has no pair of its own");
+    }
+    for i in healthy {
+        let user = UserId::new(world.user(0, i));
+        for kind in [CursorKind::LnActivities, CursorKind::ExchangeCalendar] {
+            assert!(
+                store.cursor(&env, &user, kind).await?.is_some(),
+                "{user}: {kind:?} cursor saved"
+            );
+        }
+    }
 
-    // 3. The broken job comes back until maxReceiveCount, then sits in the DLQ.
+    eprintln!("worker phase: {:?}", started.elapsed());
+
+    // 3. The broken user's jobs come back until maxReceiveCount, then sit in the DLQ.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let dead = queue.dead_letters().await?;
-        if !dead.is_empty() {
-            assert_eq!(dead.len(), 1);
-            assert_eq!(dead[0].user.as_str(), world.user(0, 2));
+        assert!(
+            dead.iter()
+                .all(|j| j.user.as_str() == world.user(0, broken_index)),
+            "{dead:?}"
+        );
+        let mut dead_ids: Vec<String> = dead.iter().map(|j| j.id.as_str().to_owned()).collect();
+        dead_ids.sort();
+        if dead_ids == broken_jobs {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the failing job never reached the DLQ"
+            "the failing jobs never all reached the DLQ: {dead_ids:?}"
         );
         tokio::time::sleep(VISIBILITY).await;
         let back = receive_all(&sqs, &urls.queue_url).await?;
@@ -612,23 +819,27 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
         assert_eq!(failed.len(), back.len(), "{response}");
         delete_succeeded(&sqs, &urls.queue_url, &back, &failed).await?;
     }
-    let broken_user = UserId::new(world.user(0, 2));
-    assert_eq!(
-        store
-            .link_count(&env, &broken_user, LinkKind::Contact)
-            .await?,
-        0
-    );
-    assert!(
-        store
-            .cursor(&env, &broken_user, CursorKind::LnContacts)
-            .await?
-            .is_none(),
-        "the failed user's watermark did not move"
-    );
+    let broken_user = UserId::new(world.user(0, broken_index));
+    for kind in [LinkKind::Contact, LinkKind::Event] {
+        assert_eq!(store.link_count(&env, &broken_user, kind).await?, 0);
+    }
+    for kind in [
+        CursorKind::LnContacts,
+        CursorKind::ExchangeContacts,
+        CursorKind::LnActivities,
+        CursorKind::ExchangeCalendar,
+    ] {
+        assert!(
+            store.cursor(&env, &broken_user, kind).await?.is_none(),
+            "the failed user's {kind:?} cursor did not move"
+        );
+    }
     assert!(world.crm_folder(&broken).is_none());
 
-    // 4. Fan-out: 1,000 due users in `bulk`, none in `prod` (its next run is at 10:00).
+    eprintln!("DLQ phase: {:?}", started.elapsed());
+
+    // 4. Fan-out at 09:30: 1,000 due users in `bulk` (contacts only), and in `prod` the
+    //    calendar (15-minute interval, next at 09:15) but not the contacts (next at 10:00).
     let store_ln = world.ln.store();
     for n in 0..1000 {
         store_ln.upsert_sync_user(
@@ -657,17 +868,28 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
         e["time"] = json!(time);
         e
     };
+    let jobs_of = |summary: &Value, env: &str| {
+        summary["environments"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["env"] == env))
+            .map(|e| e["jobs"].clone())
+    };
     let t = Instant::now();
     let summary = lambda
         .invoke("scheduler", &tick("2026-11-30T09:30:00Z"))
         .await?;
     eprintln!("1,000-user tick: {:?}", t.elapsed());
-    assert_eq!(summary["jobs"], 1000, "{summary}");
+    assert_eq!(jobs_of(&summary, "bulk"), Some(json!(1000)), "{summary}");
+    assert_eq!(jobs_of(&summary, "prod"), Some(json!(5)), "{summary}");
+    assert_eq!(summary["jobs"], 1005, "{summary}");
     let calls = proxy.take();
     let batches = count(&calls, "AmazonSQS.SendMessageBatch");
-    assert!(batches <= 100, "{batches} SendMessageBatch calls");
+    assert!(
+        batches <= 1005usize.div_ceil(10),
+        "{batches} SendMessageBatch calls"
+    );
     assert_eq!(count(&calls, "AmazonSQS.SendMessage"), 0);
-    for set in ["Contacts", "DeletedObjects", "Activities"] {
+    for set in ["Contacts", "DeletedObjects", "Activities", "Employees"] {
         for company in ["100", "200"] {
             assert!(
                 world.ln_gets(company, set).is_empty(),
@@ -681,8 +903,19 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
         0,
         "{calls:?}"
     );
+    // prod's five jobs were its calendar runs: only their due time moved.
+    let at = |t: &str| t.parse::<chrono::DateTime<Utc>>();
+    for i in 0..5 {
+        let state = store
+            .user_state(&env, &UserId::new(world.user(0, i)))
+            .await?
+            .ok_or("prod user state")?;
+        assert_eq!(state.next_calendar_run, Some(at("2026-11-30T09:45:00Z")?));
+        assert_eq!(state.next_contact_run, Some(at("2026-11-30T10:00:00Z")?));
+    }
 
-    // 5. A tick with nobody due makes no SQS call at all.
+    // 5. A tick with nobody due (09:31) makes no SQS call at all.
+    proxy.take();
     let summary = lambda
         .invoke("scheduler", &tick("2026-11-30T09:31:00Z"))
         .await?;
