@@ -188,8 +188,24 @@ impl MemoryLn {
         let at = Self::stamp(data);
         a.last_modified = at;
         a.version = LnVersion::new(format!("W/\"{}\"", data.tick));
+        // As in LN, a line's etag moves only when that line changes; the activity's always.
+        let before = data.activities.get(&a.activity);
         for l in &mut a.attendees {
-            l.version = Some(LnVersion::new(format!("W/\"{}-{}\"", data.tick, l.line)));
+            let unchanged = before
+                .and_then(|b| b.attendees.iter().find(|o| o.line == l.line))
+                .filter(|o| {
+                    Attendee {
+                        version: None,
+                        ..(*o).clone()
+                    } == Attendee {
+                        version: None,
+                        ..l.clone()
+                    }
+                });
+            l.version = match unchanged {
+                Some(o) => o.version.clone(),
+                None => Some(LnVersion::new(format!("W/\"{}-{}\"", data.tick, l.line))),
+            };
         }
         data.activities.insert(a.activity.clone(), a);
     }

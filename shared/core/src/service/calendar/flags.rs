@@ -4,7 +4,7 @@
 use super::PendingCopy;
 use super::apply::{Executor, placeholder_activity};
 use super::exchange::MAX_PENDING;
-use crate::error::Classify;
+use crate::error::{Classify, LnError};
 use crate::ids::*;
 use crate::model::*;
 use crate::plan::calendar::*;
@@ -63,10 +63,51 @@ impl Executor<'_, '_> {
                 sent_to_synchronizer: Some(true),
                 synchronized: Some(synchronized),
             };
-            if let Err(e) = self.ln.update_attendee(key, line.line, None, &patch).await {
-                self.fail(LnKey::from(key), e.class(), e.to_string())
-                    .await?;
+            // An attendee's own run may have marked the line Synchronized since it was read
+            // (their copy arrived as soon as the meeting was created): that is the later truth.
+            let already = |l: &Attendee| l.sent_to_synchronizer && l.synchronized;
+            self.patch_line(key, line, &patch, already).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes an attendee line conditionally on the version it was read at (R19 flags are
+    /// written by the organizer's run and by attendees' runs, possibly at once). When the line
+    /// changed meanwhile it is read again: if `settled` says the newer line already says what
+    /// matters, nothing is written; otherwise the patch is retried once at the new version.
+    async fn patch_line(
+        &mut self,
+        key: &ActivityKey,
+        line: &Attendee,
+        patch: &AttendeePatch,
+        settled: impl Fn(&Attendee) -> bool,
+    ) -> Result<(), SyncError> {
+        let first = self
+            .ln
+            .update_attendee(key, line.line, line.version.as_ref(), patch)
+            .await;
+        let result = match first {
+            Err(LnError::PreconditionFailed { .. }) => {
+                let fresh = self
+                    .ln
+                    .activity(key)
+                    .await?
+                    .and_then(|a| a.attendees.into_iter().find(|l| l.line == line.line));
+                match fresh {
+                    None => return Ok(()),
+                    Some(l) if settled(&l) => return Ok(()),
+                    Some(l) => {
+                        self.ln
+                            .update_attendee(key, l.line, l.version.as_ref(), patch)
+                            .await
+                    }
+                }
             }
+            other => other,
+        };
+        if let Err(e) = result {
+            self.fail(LnKey::from(key), e.class(), e.to_string())
+                .await?;
         }
         Ok(())
     }
@@ -159,10 +200,8 @@ impl Executor<'_, '_> {
                         sent_to_synchronizer: Some(true),
                         synchronized: Some(true),
                     };
-                    if let Err(e) = self.ln.update_attendee(&key, line.line, None, &patch).await {
-                        self.fail(link.ln_key.clone(), e.class(), e.to_string())
-                            .await?;
-                    }
+                    self.patch_line(&key, line, &patch, |l| l.synchronized)
+                        .await?;
                 }
             }
         }
