@@ -2,8 +2,18 @@
 //!
 //! Starts the bundled LN and EWS simulators in this process with demo data, writes a real
 //! configuration (with secrets in files beside it) and an embedded store, starts the
-//! environment, and runs the contact sync twice: the first run fills every user's
-//! "CRM Contacts" folder, the second finds nothing to do and writes nothing.
+//! environment, and runs contacts and calendars (what `lnsync run` does) three times:
+//!
+//! 1. the initial load: every user's "CRM Contacts" folder fills, LN meetings and a call go to
+//!    their organizers' mailboxes (Exchange invites the attendees), an Outlook appointment and
+//!    a weekly Outlook series (one LN appointment per occurrence) go to LN;
+//! 2. after an attendee accepted a meeting in Outlook: the answer becomes LN's attendance
+//!    status, and the attendee flags settle;
+//! 3. nothing changed: nothing is written anywhere.
+//!
+//! The calendar part is in [`calendar`]: what it seeds, and the lines that show where it went.
+
+mod calendar;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -14,7 +24,7 @@ use lnsync_core::model::EnvironmentState;
 use lnsync_core::ports::{Clock, StateStore, SystemClock};
 use lnsync_runtime::compose::{LiveConnector, open_store};
 use lnsync_runtime::config::Config;
-use lnsync_runtime::runner::{RunReport, run_contacts};
+use lnsync_runtime::runner::{self, RunReport, SyncKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -61,6 +71,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     .context("starting the EWS simulator")?;
 
     let mut seed = demo_seed(COMPANY, args.users, args.contacts);
+    let people = calendar::people(&seed);
     for company in &mut seed.companies {
         // LN tells lnsync where Exchange is (ttaad2140m000); here it is the EWS simulator.
         company.settings.exchange_url = Some(ews.ews_url());
@@ -73,6 +84,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let ln = LnSim::start(LnSimConfig::default().with_seed(seed))
         .await
         .context("starting the LN simulator")?;
+    let meetings = calendar::seed(&ln, &ews, &people, args.contacts, SystemClock.now())
+        .context("seeding the demo calendars")?;
 
     let ionapi = dir.join("demo.ionapi");
     ln.write_ionapi(&ionapi)
@@ -111,8 +124,10 @@ password_file = "ews-password"
         .await?;
 
     println!(
-        "lnsync demo: {} users, {} LN contacts",
-        args.users, args.contacts
+        "lnsync demo: {} users, {} LN contacts, {}",
+        args.users,
+        args.contacts,
+        meetings.describe()
     );
     println!("  LN simulator   {}", ln.service_root());
     println!("  EWS simulator  {}", ews.ews_url());
@@ -122,16 +137,25 @@ password_file = "ews-password"
     let mut failed = false;
     for (n, title) in [
         (1, "first run: initial load"),
-        (2, "second run: nothing changed"),
+        (2, "second run: an invitation was accepted in Outlook"),
+        (3, "third run: nothing changed"),
     ] {
+        if n == 2 {
+            meetings.accept(&ews)?;
+        }
         ln.clear_requests();
         ews.clear_requests();
         let started = Instant::now();
-        let report = run_contacts(&config, &store, &SystemClock, &connector).await;
+        let report = runner::run(&config, &SyncKind::ALL, &store, &SystemClock, &connector).await;
         let elapsed = started.elapsed();
         println!("== run {n} ({title}), {:.2} s", elapsed.as_secs_f64());
         print!("{}", report.render());
         print_costs(&report, &ln, &ews);
+        match n {
+            1 => meetings.print_created(&ln, &ews),
+            2 => meetings.print_accepted(&ln),
+            _ => {}
+        }
         println!();
         failed |= report.has_failures();
     }
@@ -155,16 +179,28 @@ password_file = "ews-password"
 }
 
 fn print_costs(report: &RunReport, ln: &LnSim, ews: &EwsSim) {
-    let totals = report.totals();
-    let feed = ln.count_calls("GET", "Contacts") + ln.count_calls("GET", "DeletedObjects");
-    let config_reads = ln.count_calls("GET", "Settings") + ln.count_calls("GET", "SyncUsers");
+    let contacts = report.totals_of(SyncKind::Contacts);
+    let calendar = report.totals_of(SyncKind::Calendar);
+    // LN reads by what they serve: DeletedObjects serves both feeds, Settings and SyncUsers
+    // are read once per environment for both kinds (R14).
+    let gets = |sets: &[&str]| -> usize { sets.iter().map(|s| ln.count_calls("GET", s)).sum() };
+    let ln_writes = ["POST", "PATCH", "DELETE"]
+        .iter()
+        .map(|m| ln.count(|r| r.method == *m && r.kind == ln_sim::RequestKind::Data))
+        .sum::<usize>();
     println!(
-        "  cost: LN {} change-feed + {} settings/users + {} token requests; EWS {} requests ({} writes); {} items written",
-        feed,
-        config_reads,
+        "  cost: LN reads {} contacts + {} calendar + {} deletions + {} settings/users, {} token, {ln_writes} writes; EWS {} requests ({} writes)",
+        gets(&["Contacts"]),
+        gets(&["Activities", "Attendees", "Employees"]),
+        gets(&["DeletedObjects"]),
+        gets(&["Settings", "SyncUsers"]),
         ln.count_token_calls(),
         ews.requests().len(),
         ews.write_calls(),
-        totals.writes()
+    );
+    println!(
+        "  written: contacts {} items, calendar {} items",
+        contacts.writes(),
+        calendar.writes()
     );
 }

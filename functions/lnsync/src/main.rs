@@ -1,9 +1,10 @@
 //! `lnsync`: the single-process runner and administration CLI.
 //!
-//! - `run`: one contact run for every active user of every started environment.
+//! - `run`: one contact and calendar run for every active user of every started environment;
+//!   `run --schedule` keeps running and pulls each kind on LN's own intervals.
 //! - `env add|start|stop`, `status`, `release-deletions`: administration on the embedded store,
 //!   or with `--store dynamodb://TABLE [--queue sqs://QUEUE_URL]` on a serverless deployment.
-//! - `demo`: the simulators in-process with demo data, two runs, and where the state lives.
+//! - `demo`: the simulators in-process with demo data, three runs, and where the state lives.
 
 mod demo;
 
@@ -14,7 +15,9 @@ use lnsync_core::model::EnvironmentState;
 use lnsync_core::ports::{Clock, JobQueue, StateStore, SystemClock};
 use lnsync_runtime::compose::{LiveConnector, open_store};
 use lnsync_runtime::config::Config;
-use lnsync_runtime::runner::run_contacts;
+use lnsync_runtime::jobs::JobOutcome;
+use lnsync_runtime::runner::{self, SyncKind};
+use lnsync_runtime::scheduled::{SchedulePacing, run_scheduled};
 use lnsync_runtime::telemetry::{self, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,10 +50,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// One contact run for every active user of every started environment.
+    /// Contacts and calendars, once, for every active user of every started environment.
     Run {
         #[arg(long, short, env = "LNSYNC_CONFIG")]
         config: PathBuf,
+        /// Keep running: each user's contacts and calendar are pulled on LN's contact and
+        /// calendar pull intervals (aligned to their boundaries), until Ctrl-C or SIGTERM.
+        #[arg(long)]
+        schedule: bool,
+        /// With `--schedule`: how often to look for due users.
+        #[arg(
+            long,
+            default_value_t = 60,
+            requires = "schedule",
+            value_parser = clap::value_parser!(u64).range(1..)
+        )]
+        tick_seconds: u64,
     },
     /// Start or stop an environment (R1).
     Env {
@@ -72,7 +87,8 @@ enum Command {
         #[arg(long)]
         user: String,
     },
-    /// The LN and EWS simulators in-process with demo data; syncs twice and shows the result.
+    /// The LN and EWS simulators in-process with demo contacts and meetings; runs contacts and
+    /// calendars three times and shows where everything went.
     Demo(demo::DemoArgs),
 }
 
@@ -199,11 +215,52 @@ impl Globals {
 
 async fn dispatch(command: Command, globals: Globals) -> Result<ExitCode> {
     match command {
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            schedule: true,
+            tick_seconds,
+        } => {
+            let config = load(&config)?;
+            let store: Arc<dyn StateStore> =
+                Arc::new(open_store(&config).context("opening the state store")?);
+            let pacing = SchedulePacing {
+                tick_every: std::time::Duration::from_secs(tick_seconds),
+                ..SchedulePacing::default()
+            };
+            println!(
+                "lnsync: pulling contacts and calendars on LN's intervals, looking every {tick_seconds} s; Ctrl-C stops after the jobs in progress"
+            );
+            let summary = run_scheduled(
+                &config,
+                store,
+                Arc::new(LiveConnector::default()),
+                Arc::new(SystemClock),
+                pacing,
+                shutdown_signal(),
+                print_job,
+            )
+            .await;
+            let ran = |k: SyncKind| summary.ran.get(&k).copied().unwrap_or(0);
+            println!(
+                "lnsync: stopped after {} ticks: {} contact runs, {} calendar runs, {} failed jobs",
+                summary.ticks,
+                ran(SyncKind::Contacts),
+                ran(SyncKind::Calendar),
+                summary.failed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, .. } => {
             let config = load(&config)?;
             let store = open_store(&config).context("opening the state store")?;
-            let report =
-                run_contacts(&config, &store, &SystemClock, &LiveConnector::default()).await;
+            let report = runner::run(
+                &config,
+                &SyncKind::ALL,
+                &store,
+                &SystemClock,
+                &LiveConnector::default(),
+            )
+            .await;
             print!("{}", report.render());
             Ok(if report.has_failures() {
                 ExitCode::FAILURE
@@ -275,6 +332,50 @@ async fn dispatch(command: Command, globals: Globals) -> Result<ExitCode> {
     }
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (systemd, docker stop).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    // Without a signal handler there is no way to be asked to stop: keep running.
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// One line per job of `run --schedule`.
+fn print_job(job: &lnsync_core::model::Job, outcome: &JobOutcome) {
+    let at = SystemClock.now().format("%Y-%m-%d %H:%M:%S");
+    let what = match outcome {
+        JobOutcome::Done { outcome, counts } => format!(
+            "{} (created {}, updated {}, deleted {}, skipped {}, errors {}, held {})",
+            match outcome {
+                lnsync_core::model::RunOutcome::Partial => "partial",
+                _ => "ok",
+            },
+            counts.created,
+            counts.updated,
+            counts.deleted,
+            counts.skipped,
+            counts.errors,
+            counts.held
+        ),
+        JobOutcome::AlreadyDone => "already done".to_owned(),
+        JobOutcome::Dropped(why) => format!("skipped: {why}"),
+        JobOutcome::Retry { error, .. } => format!("FAILED, will retry: {error}"),
+        JobOutcome::Failed(error) => format!("FAILED: {error}"),
+    };
+    println!("{at} {}/{} {}: {what}", job.env, job.user, job.kind.label());
+}
+
 fn load(path: &std::path::Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -317,12 +418,17 @@ async fn status(target: &Target) -> Result<String> {
                     writeln!(out, "      error: {e}")?;
                 }
             }
-            if let Some(next) = user.next_contact_run {
-                writeln!(
-                    out,
-                    "    next contact run {}",
-                    next.format("%Y-%m-%d %H:%M:%S UTC")
-                )?;
+            for (kind, next) in [
+                ("contact", user.next_contact_run),
+                ("calendar", user.next_calendar_run),
+            ] {
+                if let Some(next) = next {
+                    writeln!(
+                        out,
+                        "    next {kind} run {}",
+                        next.format("%Y-%m-%d %H:%M:%S UTC")
+                    )?;
+                }
             }
             for p in store.problems(&env, &user.user).await? {
                 writeln!(

@@ -7,7 +7,8 @@
 
 use lnsync_core::ids::EnvironmentId;
 use lnsync_core::plan::DeletionGate;
-use lnsync_core::service::SyncOptions;
+use lnsync_core::plan::calendar::ConflictPolicy;
+use lnsync_core::service::{CalendarOptions, SyncOptions};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,64 @@ struct RawSync {
     max_deletion_fraction: Option<f64>,
     repair: Option<bool>,
     lease_seconds: Option<u64>,
+    calendar_horizon_days: Option<u32>,
+    conflict_policy: Option<String>,
+    time_zone: Option<String>,
+    sync_private_events: Option<bool>,
+}
+
+/// The longest calendar horizon accepted: an Exchange CalendarView spans at most two years, and
+/// a longer window would only multiply the occurrences of open-ended series (R25).
+pub const MAX_HORIZON_DAYS: u32 = 730;
+
+/// The calendar tunables of `[sync]` (R16, R20, R26, R28), each problem naming its key.
+/// `None` for a key that was not given keeps the service's default.
+pub fn calendar_options(
+    problems: &mut Vec<String>,
+    horizon_days: Option<u32>,
+    conflict_policy: Option<&str>,
+    time_zone: Option<&str>,
+    sync_private_events: Option<bool>,
+) -> CalendarOptions {
+    let defaults = CalendarOptions::default();
+    let horizon_days = horizon_days.unwrap_or(defaults.horizon_days);
+    if !(1..=MAX_HORIZON_DAYS).contains(&horizon_days) {
+        problems.push(format!(
+            "sync.calendar_horizon_days: {horizon_days} is not between 1 and {MAX_HORIZON_DAYS}"
+        ));
+    }
+    let conflict_policy = match conflict_policy {
+        None => defaults.conflict_policy,
+        Some("newest-wins") => ConflictPolicy::NewestWins,
+        Some("ln-wins") => ConflictPolicy::LnWins,
+        Some("exchange-wins") => ConflictPolicy::ExchangeWins,
+        Some(other) => {
+            problems.push(format!(
+                "sync.conflict_policy: \"{other}\" is not one of \"newest-wins\", \"ln-wins\", \"exchange-wins\""
+            ));
+            defaults.conflict_policy
+        }
+    };
+    let time_zone = match time_zone {
+        None => defaults.time_zone,
+        // The service falls back to UTC for a zone it cannot read, which would shift LN's
+        // all-day activities by hours without a word: refuse it here instead.
+        Some(tz) => match tz.parse::<chrono_tz::Tz>() {
+            Ok(zone) => zone.name().to_owned(),
+            Err(_) => {
+                problems.push(format!(
+                    "sync.time_zone: \"{tz}\" is not an IANA time zone (e.g. \"Europe/Amsterdam\", \"UTC\")"
+                ));
+                defaults.time_zone
+            }
+        },
+    };
+    CalendarOptions {
+        horizon_days,
+        conflict_policy,
+        time_zone,
+        sync_private_events: sync_private_events.unwrap_or(defaults.sync_private_events),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,8 +304,13 @@ impl Config {
                 .map_or(defaults.lease_ttl, Duration::from_secs),
             user_concurrency: concurrency,
             repair: raw.sync.repair.unwrap_or(false),
-            // Tunables without a configuration key yet keep their defaults.
-            ..defaults
+            calendar: calendar_options(
+                &mut problems,
+                raw.sync.calendar_horizon_days,
+                raw.sync.conflict_policy.as_deref(),
+                raw.sync.time_zone.as_deref(),
+                raw.sync.sync_private_events,
+            ),
         };
 
         if raw.environments.is_empty() {
@@ -480,6 +544,89 @@ mod tests {
             problems[0].contains("max_deletions") && problems[0].contains("line"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn calendar_keys_default_when_absent() {
+        let c = Config::parse(GOOD, Path::new(".")).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(c.sync.calendar, CalendarOptions::default());
+        assert_eq!(c.sync.calendar.horizon_days, 365);
+        assert_eq!(c.sync.calendar.conflict_policy, ConflictPolicy::NewestWins);
+        assert_eq!(c.sync.calendar.time_zone, "UTC");
+        assert!(!c.sync.calendar.sync_private_events);
+    }
+
+    #[test]
+    fn calendar_keys_reach_the_sync_options() {
+        let good = GOOD.replace(
+            "max_deletions = 50",
+            "max_deletions = 50\ncalendar_horizon_days = 90\nconflict_policy = \"exchange-wins\"\n\
+             time_zone = \"Europe/Amsterdam\"\nsync_private_events = true",
+        );
+        let c = Config::parse(&good, Path::new(".")).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(
+            c.sync.calendar,
+            CalendarOptions {
+                horizon_days: 90,
+                conflict_policy: ConflictPolicy::ExchangeWins,
+                time_zone: "Europe/Amsterdam".into(),
+                sync_private_events: true,
+            }
+        );
+        for (text, policy) in [
+            ("newest-wins", ConflictPolicy::NewestWins),
+            ("ln-wins", ConflictPolicy::LnWins),
+        ] {
+            let good = GOOD.replace(
+                "max_deletions = 50",
+                &format!("conflict_policy = \"{text}\""),
+            );
+            let c = Config::parse(&good, Path::new(".")).unwrap_or_else(|p| panic!("{p:?}"));
+            assert_eq!(c.sync.calendar.conflict_policy, policy);
+        }
+    }
+
+    #[test]
+    fn bad_calendar_keys_are_listed_with_the_other_problems() {
+        let bad = GOOD
+            .replace(
+                "max_deletions = 50",
+                "max_deletions = 50\ncalendar_horizon_days = 0\nconflict_policy = \"outlook-wins\"\n\
+                 time_zone = \"W. Europe Standard Time\"",
+            )
+            .replace("company = \"100\"", "company = \"\"");
+        let problems = Config::parse(&bad, Path::new("."))
+            .err()
+            .unwrap_or_default();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        let has = |needle: &str| problems.iter().any(|p| p.contains(needle));
+        assert!(
+            has("sync.calendar_horizon_days: 0 is not between 1 and"),
+            "{problems:?}"
+        );
+        assert!(
+            has("sync.conflict_policy: \"outlook-wins\""),
+            "{problems:?}"
+        );
+        assert!(
+            has("sync.time_zone: \"W. Europe Standard Time\" is not an IANA time zone"),
+            "{problems:?}"
+        );
+        assert!(has(".company: must not be empty"), "{problems:?}");
+
+        let too_far = GOOD.replace("max_deletions = 50", "calendar_horizon_days = 731");
+        let problems = Config::parse(&too_far, Path::new("."))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            problems.len() == 1 && problems[0].starts_with("sync.calendar_horizon_days: 731"),
+            "{problems:?}"
+        );
+        let wrong_type = GOOD.replace("max_deletions = 50", "sync_private_events = \"yes\"");
+        let problems = Config::parse(&wrong_type, Path::new("."))
+            .err()
+            .unwrap_or_default();
+        assert!(problems[0].contains("sync_private_events"), "{problems:?}");
     }
 
     #[test]

@@ -17,14 +17,13 @@
 //! R14 (the LN feed once per environment, not per user): see [`FeedCache`].
 
 use crate::config::EnvironmentConfig;
-use crate::runner::{Connector, error_chain};
+use crate::runner::{Connector, SyncKind, error_chain};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lnsync_core::error::{Classify, ErrorClass, StoreError};
 use lnsync_core::ids::{EnvironmentId, UserId};
 use lnsync_core::model::{
-    CursorKind, ExchangeBackend, Job, JobKind, LnWatermark, RunCounts, RunOutcome, Settings,
-    SyncUser,
+    CursorKind, Job, JobKind, LnWatermark, RunCounts, RunOutcome, Settings, SyncUser,
 };
 use lnsync_core::ports::Window;
 use lnsync_core::ports::{Clock, JobQueue, LnGateway, Mailbox, Receipt, StateStore};
@@ -594,23 +593,22 @@ impl Worker {
             .feeds
             .settings(&job.env, ln.as_ref(), clock, job.enqueued_at)
             .await?;
-        let calendar = job.kind == JobKind::CalendarPull;
-        if !calendar && !settings.synchronize_contacts {
-            return Ok(JobOutcome::Dropped(
-                "Synchronize Contacts is off in LN".to_owned(),
-            ));
+        let Some(kind) = SyncKind::of_job(&job.kind) else {
+            return Ok(JobOutcome::Failed(format!(
+                "a {} job is not a pull",
+                job.kind.label()
+            )));
+        };
+        if !kind.enabled(&settings) {
+            return Ok(JobOutcome::Dropped(format!(
+                "{} is off in LN",
+                kind.switch()
+            )));
         }
-        if calendar && !settings.synchronize_activities {
-            return Ok(JobOutcome::Dropped(
-                "Synchronize Activities is off in LN".to_owned(),
-            ));
+        if let Some(why) = kind.unsupported(&settings) {
+            return Ok(JobOutcome::Failed(why.to_owned()));
         }
-        if settings.exchange_backend == ExchangeBackend::Graph {
-            return Ok(JobOutcome::Failed(
-                "LN selects the Microsoft Graph backend, which this build does not support yet"
-                    .to_owned(),
-            ));
-        }
+        let calendar = kind == SyncKind::Calendar;
         let mailbox: Arc<dyn Mailbox> = match self.connector.mailbox(env, &settings) {
             Ok(m) => m,
             Err(e) => return Ok(JobOutcome::Failed(e)),

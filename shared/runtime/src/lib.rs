@@ -3,9 +3,11 @@
 //! - [`config`]: the typed configuration file, secrets by file or environment variable.
 //! - [`telemetry`]: structured logging setup (text for people, JSON for machines, R41).
 //! - [`compose`]: the composition root: builds LN, Exchange and store adapters from config.
-//! - [`runner`]: one contact run over all started environments, with a per-user report.
+//! - [`runner`]: one run of contacts and calendars over all started environments, reported per
+//!   user and kind.
 //! - [`schedule`]: the scheduler's tick: due users → jobs on the queue (R3, R6, R7).
 //! - [`jobs`]: the worker: runs queued jobs with per-message outcomes (R14, R34–R37).
+//! - [`scheduled`]: `lnsync run --schedule`: the tick and the worker in one process.
 //! - [`vars`]: the serverless functions' environment variable names, in one place.
 //! - [`deploy`]: those variables validated, and secrets resolved, for a Lambda container.
 //! - [`aws`]: AWS clients (Secrets Manager, DynamoDB, SQS) built once per container.
@@ -17,5 +19,6 @@ pub mod deploy;
 pub mod jobs;
 pub mod runner;
 pub mod schedule;
+pub mod scheduled;
 pub mod telemetry;
 pub mod vars;

@@ -886,10 +886,7 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
     assert_eq!(summary["jobs"], 1000, "{summary}");
     let calls = proxy.take();
     let batches = count(&calls, "AmazonSQS.SendMessageBatch");
-    assert!(
-        batches <= 100,
-        "{batches} SendMessageBatch calls"
-    );
+    assert!(batches <= 100, "{batches} SendMessageBatch calls");
     assert_eq!(count(&calls, "AmazonSQS.SendMessage"), 0);
     for set in ["Contacts", "DeletedObjects", "Activities", "Employees"] {
         for company in ["100", "200"] {
