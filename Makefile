@@ -1,5 +1,5 @@
 # lnsync — the two commands a newcomer needs:
-#   make run    the demo: LN and EWS simulators in-process, contact sync twice, summary
+#   make run    the demo: LN and EWS simulators in-process, contacts and calendars synced, summary
 #   make test   everything CI checks: format, lints, the whole test suite
 #
 # Both install what they need first (xmllint for EWS schema validation; Debian/Ubuntu).

@@ -79,6 +79,18 @@ pub trait SecretFetcher: Send + Sync {
     async fn fetch(&self, arn: &str) -> Result<Secret, String>;
 }
 
+/// `true`/`1` or `false`/`0` (unset: false).
+fn parse_flag(problems: &mut Vec<String>, name: &str, value: Option<String>) -> bool {
+    match value.as_deref().map(str::trim) {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            problems.push(format!("{name}: {other:?} is not true or false"));
+            false
+        }
+    }
+}
+
 fn parse_number<T: std::str::FromStr>(
     problems: &mut Vec<String>,
     name: &str,
@@ -141,14 +153,39 @@ impl Deployment {
                 vars::MAX_DELETION_FRACTION
             ));
         }
-        let repair = match get(vars::REPAIR).as_deref().map(str::trim) {
-            None | Some("false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(other) => {
-                problems.push(format!("{}: {other:?} is not true or false", vars::REPAIR));
-                false
-            }
-        };
+        let repair = parse_flag(&mut problems, vars::REPAIR, get(vars::REPAIR));
+        let private = parse_flag(
+            &mut problems,
+            vars::SYNC_PRIVATE_EVENTS,
+            get(vars::SYNC_PRIVATE_EVENTS),
+        );
+        let horizon = parse_number(
+            &mut problems,
+            vars::CALENDAR_HORIZON_DAYS,
+            get(vars::CALENDAR_HORIZON_DAYS),
+        );
+        let policy = get(vars::CONFLICT_POLICY);
+        let zone = get(vars::TIME_ZONE);
+        // The same checks as `[sync]` in lnsync.toml; their messages name the TOML key, which
+        // is swapped for the variable it came from here.
+        let mut calendar_problems = Vec::new();
+        let calendar = crate::config::calendar_options(
+            &mut calendar_problems,
+            horizon,
+            policy.as_deref().map(str::trim),
+            zone.as_deref().map(str::trim),
+            Some(private),
+        );
+        let keys = [
+            ("sync.calendar_horizon_days", vars::CALENDAR_HORIZON_DAYS),
+            ("sync.conflict_policy", vars::CONFLICT_POLICY),
+            ("sync.time_zone", vars::TIME_ZONE),
+        ];
+        problems.extend(calendar_problems.into_iter().map(|p| {
+            keys.iter()
+                .find_map(|(key, var)| p.strip_prefix(key).map(|rest| format!("{var}{rest}")))
+                .unwrap_or(p)
+        }));
         let sync = SyncOptions {
             deletion_gate: DeletionGate {
                 max_items: parse_number(
@@ -163,8 +200,7 @@ impl Deployment {
                 .map_or(defaults.lease_ttl, Duration::from_secs),
             user_concurrency: concurrency.unwrap_or(defaults.user_concurrency).max(1),
             repair,
-            // Tunables without a variable yet keep their defaults.
-            ..defaults
+            calendar,
         };
         let http_timeout = parse_number(
             &mut problems,
@@ -357,6 +393,7 @@ impl Deployment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lnsync_core::plan::calendar::ConflictPolicy;
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -436,6 +473,32 @@ mod tests {
             "LNSYNC_LEASE_SECONDS",
         ] {
             assert!(text.contains(name), "{text}");
+        }
+    }
+
+    #[test]
+    fn calendar_variables_reach_the_options_and_bad_ones_name_their_variable() {
+        let mut v = good();
+        v.insert("LNSYNC_CALENDAR_HORIZON_DAYS".into(), "90".into());
+        v.insert("LNSYNC_CONFLICT_POLICY".into(), "ln-wins".into());
+        v.insert("LNSYNC_TIME_ZONE".into(), "Europe/Amsterdam".into());
+        v.insert("LNSYNC_SYNC_PRIVATE_EVENTS".into(), "true".into());
+        let d = Deployment::from_lookup(|k| v.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
+        let c = &d.sync.calendar;
+        assert_eq!(c.horizon_days, 90);
+        assert_eq!(c.conflict_policy, ConflictPolicy::LnWins);
+        assert_eq!(c.time_zone, "Europe/Amsterdam");
+        assert!(c.sync_private_events);
+
+        v.insert("LNSYNC_TIME_ZONE".into(), "Mars/Olympus".into());
+        v.insert("LNSYNC_CONFLICT_POLICY".into(), "loudest".into());
+        v.insert("LNSYNC_SYNC_PRIVATE_EVENTS".into(), "maybe".into());
+        let e = Deployment::from_lookup(|k| v.get(k).cloned())
+            .err()
+            .unwrap_or_else(|| panic!("must fail"));
+        assert_eq!(e.problems.len(), 3, "{e}");
+        for p in &e.problems {
+            assert!(p.starts_with("LNSYNC_"), "names its variable: {p}");
         }
     }
 

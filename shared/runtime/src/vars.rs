@@ -25,6 +25,12 @@ pub const LEASE_SECONDS: &str = "LNSYNC_LEASE_SECONDS";
 pub const MAX_DELETIONS: &str = "LNSYNC_MAX_DELETIONS";
 pub const MAX_DELETION_FRACTION: &str = "LNSYNC_MAX_DELETION_FRACTION";
 pub const REPAIR: &str = "LNSYNC_REPAIR";
+/// Calendar tunables, as `[sync]`'s `calendar_horizon_days`, `conflict_policy`, `time_zone`
+/// and `sync_private_events`.
+pub const CALENDAR_HORIZON_DAYS: &str = "LNSYNC_CALENDAR_HORIZON_DAYS";
+pub const CONFLICT_POLICY: &str = "LNSYNC_CONFLICT_POLICY";
+pub const TIME_ZONE: &str = "LNSYNC_TIME_ZONE";
+pub const SYNC_PRIVATE_EVENTS: &str = "LNSYNC_SYNC_PRIVATE_EVENTS";
 /// Timeout of one LN or EWS HTTP request, seconds (default 60: well inside a Lambda timeout).
 pub const HTTP_TIMEOUT_SECONDS: &str = "LNSYNC_HTTP_TIMEOUT_SECONDS";
 
@@ -65,7 +71,7 @@ pub mod env {
 }
 
 /// Every global variable, for template checks.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 15] = [
     TABLE,
     QUEUE_URL,
     DLQ_URL,
@@ -76,6 +82,10 @@ pub const ALL: [&str; 11] = [
     MAX_DELETIONS,
     MAX_DELETION_FRACTION,
     REPAIR,
+    CALENDAR_HORIZON_DAYS,
+    CONFLICT_POLICY,
+    TIME_ZONE,
+    SYNC_PRIVATE_EVENTS,
     HTTP_TIMEOUT_SECONDS,
 ];
 
