@@ -149,12 +149,14 @@ impl Executor<'_, '_> {
                     attendance_status: Some(status),
                     ..AttendeePatch::default()
                 };
-                if let Err(e) = self
+                match self
                     .ln
                     .update_attendee(&akey, line.line, None, &patch)
                     .await
                 {
-                    self.fail(key.clone(), e.class(), e.to_string()).await?;
+                    // An answer reaching LN is a change a user sees (R39), unlike the flags.
+                    Ok(_) => self.counts.updated += 1,
+                    Err(e) => self.fail(key.clone(), e.class(), e.to_string()).await?,
                 }
             }
         }
