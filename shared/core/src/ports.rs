@@ -47,6 +47,9 @@ pub struct ActivityPatch {
     pub show_time_as: Option<ShowTimeAs>,
     pub status: Option<ActivityStatus>,
     pub synchronize: Option<bool>,
+    /// Only ever Appointment ↔ Call (the "Call" category in Exchange, R20); never a Task or
+    /// Mailing.
+    pub activity_type: Option<ActivityType>,
 }
 
 /// A partial update of an attendee line (flags of R19, responses of R21).

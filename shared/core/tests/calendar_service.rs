@@ -1214,3 +1214,213 @@ fn r34_an_ln_create_whose_link_was_lost_is_adopted_via_409() {
     assert_eq!(w.ln.activities().len(), 1, "no duplicate");
     assert_eq!(store.inner.all_links(&w.env, &UserId::new("ben")).len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Batched Exchange creates (O(changes) requests, `max_batch` items per call)
+// ---------------------------------------------------------------------------------------------
+
+/// `n` new LN activities organized by anna; every other one invites an external guest.
+fn many_new_ln_meetings(w: &World, n: usize) -> Vec<ActivityKey> {
+    (0..n)
+        .map(|i| {
+            let guests: &[&str] = if i % 2 == 0 {
+                &["x@partner.example"]
+            } else {
+                &[]
+            };
+            let d = 1 + i64::try_from(i % 30).unwrap_or(0);
+            w.ln.upsert_activity(appointment(&format!("Bulk {i}"), d, "anna", guests))
+        })
+        .collect()
+}
+
+/// Subjects of anna's organized meetings, each once: a duplicate fails the assertion.
+fn assert_one_meeting_each(w: &World, n: usize) {
+    let subjects: Vec<String> = w
+        .organized("anna")
+        .into_iter()
+        .filter_map(|e| e.fields.subject)
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = subjects.iter().collect();
+    assert_eq!(subjects.len(), unique.len(), "no duplicates: {subjects:?}");
+    assert_eq!(subjects.len(), n);
+}
+
+#[test]
+fn new_ln_meetings_are_created_max_batch_per_call() {
+    let w = World::new();
+    w.mailbox.set_max_batch(4);
+    let n = 10;
+    let keys = many_new_ln_meetings(&w, n);
+    let runs = w.run_ok();
+    assert_eq!(
+        w.mailbox.count_calls(&addr("anna"), "create_events"),
+        n.div_ceil(4),
+        "⌈{n}/4⌉ create calls"
+    );
+    assert_eq!(runs[0].counts.created, u32::try_from(n).unwrap_or(0));
+    assert_one_meeting_each(&w, n);
+    let links = w.links("anna");
+    assert_eq!(links.len(), n);
+    assert!(
+        links.iter().all(|l| !l.is_intent()),
+        "every intent resolved"
+    );
+    // R19: each created meeting's invited lines are flagged after its link is saved.
+    for key in keys.iter().step_by(2) {
+        let a = w.ln.activity_now(key).expect("activity");
+        assert!(
+            a.attendees
+                .iter()
+                .filter(|l| l.invite)
+                .all(|l| l.sent_to_synchronizer && l.synchronized)
+        );
+    }
+    // Nothing left to do.
+    let before = w.writes();
+    let runs = w.run_ok();
+    assert_eq!((w.writes(), total_writes(&runs)), (before, 0));
+
+    // The default batch: 120 new meetings cost 2 calls.
+    let w = World::new();
+    many_new_ln_meetings(&w, 120);
+    w.run_ok();
+    assert_eq!(w.mailbox.count_calls(&addr("anna"), "create_events"), 2);
+    assert_one_meeting_each(&w, 120);
+}
+
+#[test]
+fn an_item_exchange_refuses_in_a_create_batch_fails_alone() {
+    let w = World::new();
+    w.mailbox.set_max_batch(4);
+    let keys = many_new_ln_meetings(&w, 6);
+    w.mailbox.refuse_create("Bulk 2");
+    let runs = w.run();
+    assert_eq!(runs[0].outcome, RunOutcome::Partial);
+    assert_eq!((runs[0].counts.created, runs[0].counts.errors), (5, 1));
+    assert_eq!(w.mailbox.count_calls(&addr("anna"), "create_events"), 2);
+    assert_eq!(w.organized("anna").len(), 5);
+    let problems = w.problems("anna");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].ln_key, LnKey::from(&keys[2]));
+    assert_eq!(problems[0].problem, ProblemKind::WriteFailed);
+    // Only the refused item is left as an intent; its neighbours' lines were flagged.
+    let intents: Vec<LnKey> = w
+        .links("anna")
+        .into_iter()
+        .filter(Link::is_intent)
+        .map(|l| l.ln_key)
+        .collect();
+    assert_eq!(intents, vec![LnKey::from(&keys[2])]);
+    let a = w.ln.activity_now(&keys[0]).expect("activity");
+    assert!(
+        a.attendees
+            .iter()
+            .filter(|l| l.invite)
+            .all(|l| l.sent_to_synchronizer)
+    );
+    // The next run tries the refused one again (its intent: a stamp lookup first), alone.
+    w.run();
+    assert_eq!(w.organized("anna").len(), 5, "no duplicates");
+    assert_eq!(w.links("anna").len(), 6);
+}
+
+#[test]
+fn a_crash_between_a_create_batch_and_its_links_converges_without_duplicates() {
+    use lnsync_core::testing::CrashingStore;
+    let w = World::new();
+    w.mailbox.set_max_batch(4);
+    let n = 10;
+    many_new_ln_meetings(&w, n);
+    let store = CrashingStore::new(MemoryStore::default());
+    // The second batch's links are lost after Exchange created its four meetings.
+    store.crash_on_put_links(2, true);
+    let sync = CalendarSync {
+        env: &w.env,
+        store: &store,
+        clock: &w.clock,
+        options: &w.options,
+    };
+    let _ = block_on(sync.run(&w.ln, &w.mailbox, &w.users, "t"));
+    assert_eq!(store.crashes(), 1);
+    assert_eq!(w.organized("anna").len(), 8, "two batches were created");
+    assert_eq!(
+        store
+            .inner
+            .all_links(&w.env, &UserId::new("anna"))
+            .iter()
+            .filter(|l| l.is_intent())
+            .count(),
+        4,
+        "the lost batch left its intents"
+    );
+    let runs = block_on(sync.run(&w.ln, &w.mailbox, &w.users, "t")).expect("runs");
+    assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
+    assert_one_meeting_each(&w, n);
+    let links = store.inner.all_links(&w.env, &UserId::new("anna"));
+    assert_eq!(links.len(), n);
+    assert!(links.iter().all(|l| !l.is_intent()));
+    assert_eq!(
+        w.mailbox.count_calls(&addr("anna"), "create_events"),
+        3,
+        "2 batches, then the 2 never attempted in one call; the lost batch is adopted"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// R20: the "Call" category edited in Outlook reaches LN's activity type
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn r20_the_call_category_added_in_exchange_makes_the_activity_a_call() {
+    let w = World::new();
+    let id = w
+        .mailbox
+        .user_create_event(&addr("ben"), &meeting("Check-in", 3, &[]));
+    w.run_ok();
+    let acts = w.ln.activities();
+    assert_eq!(acts.len(), 1);
+    assert_eq!(acts[0].activity_type, ActivityType::Appointment);
+    w.run_ok();
+
+    w.mailbox
+        .user_edit_event(&addr("ben"), &id, |f| f.is_call = true);
+    w.run_ok();
+    let acts = w.ln.activities();
+    assert_eq!(acts.len(), 1);
+    assert_eq!(acts[0].activity_type, ActivityType::Call, "R20");
+    assert_eq!(acts[0].subject.as_deref(), Some("Check-in"));
+    let before = w.writes();
+    let runs = w.run_ok();
+    assert_eq!(total_writes(&runs), 0, "the echo writes nothing");
+    assert_eq!(w.writes(), before);
+}
+
+#[test]
+fn r20_the_call_category_removed_in_exchange_makes_the_call_an_appointment() {
+    let w = World::new();
+    let mut call = appointment("Hotline", 2, "anna", &["ben"]);
+    call.activity_type = ActivityType::Call;
+    let key = w.ln.upsert_activity(call);
+    w.run_ok();
+    w.run_ok();
+    let ev = w.organized("anna").pop().expect("event");
+    assert!(ev.fields.is_call);
+
+    w.mailbox
+        .user_edit_event(&addr("anna"), &ev.item.id, |f| f.is_call = false);
+    w.run_ok();
+    let a =
+        w.ln.activities()
+            .into_iter()
+            .find(|a| a.activity == key)
+            .expect("still in LN");
+    assert_eq!(a.activity_type, ActivityType::Appointment, "R20");
+    assert!(a.synchronize);
+    assert_eq!(a.status, ActivityStatus::Planned);
+    let before = w.writes();
+    let runs = w.run_ok();
+    assert_eq!(total_writes(&runs), 0, "the echo writes nothing");
+    assert_eq!(w.writes(), before);
+    assert!(!w.organized("anna").pop().expect("event").fields.is_call);
+}

@@ -927,3 +927,55 @@ async fn change_events_are_published() -> TestResult {
     assert_eq!(event.change, ln_sim::ChangeKind::Modified);
     Ok(())
 }
+
+/// `type` is patchable (the synchronizer switches Appointment ↔ Call when the "Call" category
+/// changes in Exchange, R20); an invalid value is a 400 OData error naming `type`, and changes
+/// nothing.
+#[tokio::test]
+async fn activity_type_can_be_patched_and_is_validated() -> TestResult {
+    let sim = start(2).await?;
+    let api = Api::new(&sim).await?;
+    let created: Value = api
+        .request(Method::POST, "Activities")
+        .json(&appointment_body("uid-type@exchange"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let key = created["activity"].as_str().ok_or("no key")?.to_string();
+    let path = format!("Activities('{key}')");
+    let etag = created["@odata.etag"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    let response = api
+        .request(Method::PATCH, &path)
+        .header("If-Match", etag.as_str())
+        .header("Prefer", "return=representation")
+        .json(&json!({"type": "Call"}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let call: Value = response.json().await?;
+    assert_eq!(call["type"], "Call");
+    assert_eq!(call["subject"], created["subject"]);
+    assert_ne!(call["@odata.etag"], created["@odata.etag"]);
+
+    for invalid in [json!("Meeting"), json!(7), json!(null)] {
+        let response = api
+            .request(Method::PATCH, &path)
+            .header("If-Match", "*")
+            .json(&json!({"type": invalid}))
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{invalid}");
+        let body: Value = response.json().await?;
+        assert_eq!(body["error"]["code"], "InvalidValue", "{invalid}");
+        assert_eq!(body["error"]["target"], "type", "{invalid}");
+    }
+    let (_, after) = api.get(&path).await?;
+    assert_eq!(after["type"], "Call");
+    assert_eq!(after["@odata.etag"], call["@odata.etag"]);
+    Ok(())
+}

@@ -106,6 +106,60 @@ async fn synced_ln_meeting(
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
+async fn initial_load_of_120_ln_appointments_costs_two_create_item_requests() -> TestResult {
+    let w = CalendarWorld::start(1).await?;
+    let n: usize = 120;
+    for i in 0..n {
+        let day = 1 + i64::try_from(i).unwrap_or(0);
+        w.ln_create(
+            CalendarWorld::appointment(&format!("Visit {i}"), w.at(day, 10)),
+            vec![w.organizer_line("alice")],
+        )?;
+    }
+
+    let run = w.run().await?;
+    run.assert_ok();
+
+    let creates: Vec<_> = w
+        .world
+        .ews_requests_for(&w.email("alice"))
+        .into_iter()
+        .filter(|r| r.operation.as_deref() == Some("CreateItem"))
+        .collect();
+    let sizes: Vec<usize> = creates
+        .iter()
+        .map(|r| r.body.matches("<t:CalendarItem>").count())
+        .collect();
+    assert_eq!(sizes, vec![100, 20], "⌈120/100⌉ CreateItem requests");
+    assert!(
+        creates
+            .iter()
+            .all(|r| r.body.contains(r#"SendMeetingInvitations="SendToNone""#)),
+        "plain appointments invite nobody"
+    );
+    assert_eq!(run.user("alice").counts.created, 120);
+    assert_eq!(
+        w.ews_ops("alice").get("GetItem"),
+        Some(&3),
+        "the new items read back 50 per GetItem: 100 + 20"
+    );
+    assert_eq!(w.organized("alice").len(), n);
+    let links = w.links("alice").await?;
+    assert_eq!(links.len(), n);
+    assert!(
+        links.iter().all(|l| !l.is_intent()),
+        "every intent resolved"
+    );
+
+    // The next run finds everything linked and writes nothing.
+    let run = w.run().await?;
+    run.assert_ok();
+    assert_eq!((w.ews_writes(), w.ln_writes(), run.writes()), (0, 0, 0));
+    assert_eq!(w.organized("alice").len(), n, "no duplicates");
+    Ok(())
+}
+
+#[tokio::test]
 async fn s02_a_meeting_already_on_both_sides_is_linked_with_zero_creates() -> TestResult {
     let w = CalendarWorld::start(2).await?;
     let start = w.at(3, 10);
@@ -1132,5 +1186,69 @@ async fn r14_the_ln_activity_feed_is_read_once_per_environment_not_per_user() ->
         "deletions read once"
     );
     assert_eq!(w.ln_calls("GET", "Employees"), 1, "employees read once");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// R20: the "Call" category edited in Outlook
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn r20_the_call_category_edited_in_outlook_switches_the_ln_type() -> TestResult {
+    use ln_sim::model::ActivityType;
+    let w = CalendarWorld::start(2).await?;
+    let created = w.user_creates("alice", outlook_event("Supplier call", w.at(2, 9), &[]))?;
+    w.settle(3).await?;
+    let acts = w.ln_activities();
+    assert_eq!(acts.len(), 1);
+    assert_eq!(acts[0].record.data.activity_type, ActivityType::Appointment);
+    let key = acts[0].record.data.activity.clone();
+
+    // Adding "Call" next to a category of the user's own: one PATCH, the activity is a Call.
+    w.user_edits(
+        "alice",
+        &created.id,
+        EventEdit {
+            categories: Some(vec!["Blue category".into(), "Call".into()]),
+            send: Some(false),
+            ..EventEdit::default()
+        },
+    )?;
+    w.run().await?.assert_ok();
+    assert_eq!(w.ln_calls("PATCH", "Activities"), 1);
+    let a = w.ln_activity(&key).ok_or("activity")?;
+    assert_eq!(a.record.data.activity_type, ActivityType::Call, "R20");
+    assert_eq!(a.record.data.subject.as_deref(), Some("Supplier call"));
+    let version = a.record.version;
+    let run = w.run().await?;
+    run.assert_ok();
+    assert_eq!(run.writes(), 0, "the echo writes nothing");
+    assert_eq!(w.ln_writes(), 0);
+    assert_eq!(w.ews_writes(), 0);
+    assert_eq!(
+        w.ln_activity(&key).ok_or("activity")?.record.version,
+        version
+    );
+
+    // Removing it again: back to an Appointment.
+    w.user_edits(
+        "alice",
+        &created.id,
+        EventEdit {
+            categories: Some(vec!["Blue category".into()]),
+            send: Some(false),
+            ..EventEdit::default()
+        },
+    )?;
+    w.run().await?.assert_ok();
+    assert_eq!(
+        w.ln_activity(&key)
+            .ok_or("activity")?
+            .record
+            .data
+            .activity_type,
+        ActivityType::Appointment
+    );
+    assert_eq!(w.settle(1).await?, 1, "nothing moves afterwards");
     Ok(())
 }

@@ -1138,3 +1138,47 @@ async fn maps_every_field() -> TestResult {
     );
     Ok(())
 }
+
+/// R20: the "Call" category edited in Exchange reaches LN as `type` in the activity PATCH,
+/// both ways, and the rest of the activity stays as it was.
+#[tokio::test]
+async fn patch_switches_the_activity_type_between_appointment_and_call() -> TestResult {
+    let (sim, ln) = setup(demo_seed(COMPANY, 2, 2), 200).await?;
+    let created = ln.create_activity(&new_activity("uid-call")).await?;
+    let key = created.activity.clone();
+    assert_eq!(created.activity_type, ActivityType::Appointment);
+
+    let to_call = ActivityPatch {
+        activity_type: Some(ActivityType::Call),
+        ..ActivityPatch::default()
+    };
+    let call = ln.update_activity(&key, &created.version, &to_call).await?;
+    assert_eq!(call.activity_type, ActivityType::Call);
+    assert_eq!(call.subject, created.subject);
+    assert_eq!((call.start, call.end), (created.start, created.end));
+    assert_eq!(call.attendees.len(), 2);
+    let stored = sim
+        .store()
+        .activity(COMPANY, key.as_str())?
+        .ok_or("activity vanished")?;
+    assert_eq!(stored.record.data.activity_type, sim::ActivityType::Call);
+    let read = ln.activity(&key).await?.ok_or("activity vanished")?;
+    assert_eq!(read.activity_type, ActivityType::Call);
+    assert_eq!(read.version, call.version);
+
+    let to_appointment = ActivityPatch {
+        activity_type: Some(ActivityType::Appointment),
+        ..ActivityPatch::default()
+    };
+    let back = ln
+        .update_activity(&key, &call.version, &to_appointment)
+        .await?;
+    assert_eq!(back.activity_type, ActivityType::Appointment);
+    assert_ne!(back.version, call.version);
+    assert_eq!(
+        sim.count(|r| r.method == "PATCH" && r.status >= 400),
+        0,
+        "the simulator accepts `type` in PATCH"
+    );
+    Ok(())
+}

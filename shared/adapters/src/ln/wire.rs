@@ -547,6 +547,7 @@ pub(crate) fn activity_patch_body(p: &ActivityPatch) -> Result<Value, serde_json
     put(&mut map, "showTimeAs", p.show_time_as)?;
     put(&mut map, "status", p.status)?;
     put(&mut map, "synchronize", p.synchronize)?;
+    put(&mut map, "type", p.activity_type)?;
     Ok(Value::Object(map))
 }
 
@@ -576,6 +577,11 @@ mod tests {
             activity_patch_body(&patch)?,
             json!({"subject": "New", "location": null, "status": "NotHeld"})
         );
+        let patch = ActivityPatch {
+            activity_type: Some(ActivityType::Call),
+            ..ActivityPatch::default()
+        };
+        assert_eq!(activity_patch_body(&patch)?, json!({"type": "Call"}));
         assert_eq!(attendee_patch_body(&AttendeePatch::default())?, json!({}));
         let patch = AttendeePatch {
             attendance_status: Some(AttendanceStatus::None),

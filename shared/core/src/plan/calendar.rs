@@ -189,6 +189,12 @@ pub fn patch_from_fields(f: &EventFields, zone: Tz) -> crate::ports::ActivityPat
         show_time_as: Some(f.show_as),
         status: None,
         synchronize: None,
+        // The "Call" category (R20): only Appointment ↔ Call, never a Task or Mailing.
+        activity_type: Some(if f.is_call {
+            ActivityType::Call
+        } else {
+            ActivityType::Appointment
+        }),
     }
 }
 

@@ -86,6 +86,8 @@ pub(super) struct CalendarData {
     invalid_before: HashMap<MailboxAddress, u64>,
     /// The next update of this mailbox finds its item changed meanwhile.
     conflict_next_update: BTreeSet<MailboxAddress>,
+    /// Creates of events with this subject are refused per item (an `ItemError`).
+    refused_subjects: BTreeSet<String>,
     page_size: usize,
 }
 
@@ -463,6 +465,18 @@ impl MailboxData {
         events
             .iter()
             .map(|n| {
+                if let Some(subject) = n
+                    .fields
+                    .subject
+                    .as_ref()
+                    .filter(|s| self.cal.refused_subjects.contains(*s))
+                {
+                    return Err(ItemError::Failed {
+                        code: "ErrorCalendarInvalidPropertyValue".into(),
+                        message: format!("refused: {subject}"),
+                        transient: false,
+                    });
+                }
                 let seq = self.seq + 1;
                 let uid = IcalUid::new(format!("uid-{seq}@memory"));
                 let ev = MemoryEvent {
@@ -873,6 +887,15 @@ impl MemoryMailbox {
             .cal
             .conflict_next_update
             .insert(mailbox.clone());
+    }
+
+    /// Creates of events with this subject answer a per-item error (the rest of the batch
+    /// goes through).
+    pub fn refuse_create(&self, subject: &str) {
+        lock(&self.inner)
+            .cal
+            .refused_subjects
+            .insert(subject.to_owned());
     }
 
     /// Events of a mailbox overlapping `window`, expanded, without counting a call.

@@ -508,6 +508,9 @@ fn apply_patch(a: &mut Activity, p: &ActivityPatch) {
     if let Some(v) = p.synchronize {
         a.synchronize = v;
     }
+    if let Some(v) = p.activity_type {
+        a.activity_type = v;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,6 +543,8 @@ struct MailboxData {
     calls: Vec<(MailboxAddress, &'static str)>,
     /// Fail the next call of this mailbox with an unreachable error.
     down: Vec<MailboxAddress>,
+    /// What [`Mailbox::max_batch`] answers (`None`: the trait's default).
+    max_batch: Option<usize>,
     cal: calendar::CalendarData,
 }
 
@@ -648,10 +653,20 @@ impl MemoryMailbox {
     pub fn fail_next_call(&self, mailbox: &MailboxAddress) {
         lock(&self.inner).down.push(mailbox.clone());
     }
+
+    /// Makes [`Mailbox::max_batch`] answer `n` (default 100); `create_events` panics when
+    /// given more.
+    pub fn set_max_batch(&self, n: usize) {
+        lock(&self.inner).max_batch = Some(n);
+    }
 }
 
 #[async_trait]
 impl Mailbox for MemoryMailbox {
+    fn max_batch(&self) -> usize {
+        lock(&self.inner).max_batch.unwrap_or(100)
+    }
+
     async fn ensure_contact_folder(
         &self,
         mailbox: &MailboxAddress,
@@ -895,6 +910,12 @@ impl Mailbox for MemoryMailbox {
         events: &[calendar_types::NewEvent],
     ) -> Result<Vec<ItemOutcome<calendar_types::CreatedEvent>>, MailboxError> {
         let mut data = lock(&self.inner);
+        let max = data.max_batch.unwrap_or(100);
+        assert!(
+            events.len() <= max,
+            "create_events got {} events, more than max_batch {max}",
+            events.len()
+        );
         data.call(mailbox, "create_events")?;
         Ok(data.cal_create(mailbox, events))
     }

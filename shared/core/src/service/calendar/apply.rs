@@ -1,6 +1,8 @@
-//! Applying one user's plan: each action's writes, the link saved right after each write
-//! (R34, an intent before an Exchange create), failures recorded per item (R40), and one
-//! re-plan when Exchange reports the item changed under the write.
+//! Applying one user's plan: each action's writes, the links saved right after each write
+//! (R34, intents before an Exchange create), failures recorded per item (R40), and one
+//! re-plan when Exchange reports the item changed under the write. New meetings are created
+//! in batches of [`Mailbox::max_batch`] ([`Executor::create_events`]); the rest goes pair by
+//! pair.
 
 use super::exchange::ex_event;
 use super::pairs::ln_event;
@@ -141,9 +143,7 @@ impl Executor<'_, '_> {
                 self.succeeded.push(key);
             }
             Action::Unlink { link } => self.unlink(&link.ln_key).await?,
-            Action::CreateExchange { ln, intent } => {
-                self.create_exchange(input, ln, intent).await?
-            }
+            Action::CreateExchange { ln, intent } => self.create_exchange(ln, intent).await?,
             Action::UpdateExchange { link, ln } => {
                 return self.update_exchange(link, ln, retried).await;
             }
@@ -198,16 +198,11 @@ impl Executor<'_, '_> {
         }
     }
 
-    async fn create_exchange(
-        &mut self,
-        input: &CalendarPlanInput<'_>,
-        ln: LnEvent,
-        intent: bool,
-    ) -> Result<(), SyncError> {
-        let key = LnKey::from(&ln.key);
-        let stamp = CrmStamp::activity(self.env(), &ln.key);
+    /// Creates one meeting; with `intent`, a run died after (maybe) creating it, so its stamp
+    /// is looked up first and what that run left is adopted instead of duplicated (R34).
+    async fn create_exchange(&mut self, ln: LnEvent, intent: bool) -> Result<(), SyncError> {
         if intent {
-            // A run died after (maybe) creating it: adopt what it left instead of duplicating.
+            let stamp = CrmStamp::activity(self.env(), &ln.key);
             let found = self
                 .mailbox
                 .find_stamped_events(self.me(), std::slice::from_ref(&stamp))
@@ -225,48 +220,78 @@ impl Executor<'_, '_> {
                 return Ok(());
             }
         }
-        let mut intent_link = self.link_for(
-            &ln,
-            &ItemRef {
-                id: ExchangeItemId::new(""),
-                version: ExchangeVersion::new(""),
-            },
-            &IcalUid::new(""),
-            Origin::Ln,
-        );
-        intent_link.ical_uid = None;
-        self.put(intent_link).await?;
-        let new = NewEvent {
-            stamp,
-            fields: ln.content.fields.clone(),
-            time_zone: self.sync.options.calendar.time_zone.clone(),
-            attendees: ln.attendees.clone(),
-        };
-        let outcome = self
-            .mailbox
-            .create_events(self.me(), std::slice::from_ref(&new))
-            .await?
-            .into_iter()
-            .next();
-        match outcome {
-            Some(Ok(created)) => {
-                let link = self.link_for(&ln, &created.item, &created.uid, Origin::Ln);
-                self.put(link).await?;
-                self.counts.created += 1;
-                self.succeeded.push(key.clone());
-                self.flags(&ln, true).await?;
-            }
-            Some(Err(e)) => self.fail(key, e.class(), e.to_string()).await?,
-            None => {
-                self.fail(
-                    key,
-                    ErrorClass::Transient,
-                    "Exchange returned no outcome".into(),
-                )
+        self.create_events(std::slice::from_ref(&ln)).await
+    }
+
+    /// Creates meetings Exchange does not hold yet, [`Mailbox::max_batch`] per call (R34): a
+    /// chunk's create intents are saved in one link write before its call, the created items'
+    /// links in one write right after it, then R19's flags of each created meeting. An item
+    /// Exchange refuses fails alone (R40); its intent stays for the next run's stamp lookup.
+    pub(super) async fn create_events(&mut self, events: &[LnEvent]) -> Result<(), SyncError> {
+        let batch = self.mailbox.max_batch().max(1);
+        for chunk in events.chunks(batch) {
+            let intents: Vec<Link> = chunk
+                .iter()
+                .map(|ln| {
+                    let mut intent = self.link_for(
+                        ln,
+                        &ItemRef {
+                            id: ExchangeItemId::new(""),
+                            version: ExchangeVersion::new(""),
+                        },
+                        &IcalUid::new(""),
+                        Origin::Ln,
+                    );
+                    intent.ical_uid = None;
+                    intent
+                })
+                .collect();
+            self.sync.store.put_links(&intents).await?;
+            let new: Vec<NewEvent> = chunk
+                .iter()
+                .map(|ln| NewEvent {
+                    stamp: CrmStamp::activity(self.env(), &ln.key),
+                    fields: ln.content.fields.clone(),
+                    time_zone: self.sync.options.calendar.time_zone.clone(),
+                    attendees: ln.attendees.clone(),
+                })
+                .collect();
+            let mut outcomes = self
+                .mailbox
+                .create_events(self.me(), &new)
                 .await?
+                .into_iter();
+            let mut links = Vec::new();
+            let mut created = Vec::new();
+            let mut failed = Vec::new();
+            for ln in chunk {
+                let key = LnKey::from(&ln.key);
+                match outcomes.next() {
+                    Some(Ok(c)) => {
+                        links.push(self.link_for(ln, &c.item, &c.uid, Origin::Ln));
+                        created.push(ln);
+                    }
+                    Some(Err(e)) => failed.push((key, e.class(), e.to_string())),
+                    None => failed.push((
+                        key,
+                        ErrorClass::Transient,
+                        "Exchange returned no outcome".into(),
+                    )),
+                }
+            }
+            // R34: the links of this write are saved before anything else happens.
+            if !links.is_empty() {
+                self.sync.store.put_links(&links).await?;
+            }
+            self.counts.created += to_u32(links.len());
+            self.succeeded.extend(links.into_iter().map(|l| l.ln_key));
+            for (key, class, detail) in failed {
+                self.fail(key, class, detail).await?;
+            }
+            for ln in created {
+                self.flags(ln, true).await?;
             }
         }
-        let _ = input;
         Ok(())
     }
 
@@ -642,7 +667,7 @@ impl Executor<'_, '_> {
             ..link.clone()
         })
         .await?;
-        let patch = patch_from_fields(&ex.content.fields, self.tz);
+        let mut patch = patch_from_fields(&ex.content.fields, self.tz);
         let mut version = link
             .ln_version
             .clone()
@@ -656,7 +681,17 @@ impl Executor<'_, '_> {
                 }
                 Err(LnError::PreconditionFailed { .. }) if attempt == 0 => {
                     match self.ln.activity(&key).await? {
-                        Some(a) => version = a.version,
+                        Some(a) => {
+                            // The "Call" category only switches Appointment ↔ Call (R20): an
+                            // activity that became a Task or Mailing meanwhile keeps its type.
+                            if !matches!(
+                                a.activity_type,
+                                ActivityType::Appointment | ActivityType::Call
+                            ) {
+                                patch.activity_type = None;
+                            }
+                            version = a.version;
+                        }
                         None => break,
                     }
                 }

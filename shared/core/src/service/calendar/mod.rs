@@ -1,9 +1,9 @@
 //! The calendar run (R15–R30, `docs/calendar.md`). LN is read once per environment (R14) into a
 //! [`CalendarFeed`]; each user's run then reads its calendar incrementally (one
 //! `sync_calendar` call when idle), assembles pairs in the user's partition, asks the pure
-//! planner (`plan::calendar`) what to do and applies it one pair at a time, saving each pair's
-//! link right after its write (R34). Cursors move only when everything they cover is applied
-//! (R35).
+//! planner (`plan::calendar`) what to do and applies it (new meetings in batches, everything
+//! else one pair at a time), saving each write's links right after it (R34). Cursors move
+//! only when everything they cover is applied (R35).
 //!
 //! A user's run (`CalendarSync::sync_user`) goes through these phases, each a function whose
 //! doc says what it does and why:
@@ -12,8 +12,8 @@
 //! 2. `exchange::read_exchange`: the calendar, incrementally or as a full listing;
 //! 3. `take_stock`: links of events that passed leave (R16), then R30's empty-side gates;
 //! 4. `assemble` (`pairs.rs`): links, both sides and LN deletions as planner pairs;
-//! 5. `plan_and_apply`: the pure plan, applied pair by pair (`apply.rs`; attendee flags and
-//!    responses in `flags.rs`);
+//! 5. `plan_and_apply`: the pure plan, applied (`apply.rs`: new meetings created in batches,
+//!    the rest pair by pair; attendee flags and responses in `flags.rs`);
 //! 6. `advance_cursors`: both cursors, only when nothing is left to retry (R35).
 //!
 //! The LN read and the users' watermarks are in `feed.rs` ([`CalendarFeed`]), the calendar read
@@ -362,7 +362,8 @@ impl CalendarSync<'_> {
         })
     }
 
-    /// Phase 5: the pure plan over the assembled pairs, applied pair by pair, then held
+    /// Phase 5: the pure plan over the assembled pairs, applied (new meetings in batches of
+    /// [`Mailbox::max_batch`], everything else pair by pair), then held
     /// deletions recorded (R30), R19 copies observed, and problems of items that went through
     /// cleared (R40).
     async fn plan_and_apply(
@@ -412,8 +413,20 @@ impl CalendarSync<'_> {
             exec.record(c.key.clone(), ProblemKind::Conflict, c.detail.clone())
                 .await?;
         }
+        // New LN meetings (the bulk of a first run) are created in batches (`max_batch` per
+        // call); every other action, a create that must look for a crashed run's item
+        // included, is applied pair by pair. Pairs are independent, so the order is free.
+        let mut fresh = Vec::new();
+        let mut rest = Vec::new();
         for p in plan.actions {
-            exec.apply(&input, &pairs[p.pair], p.action).await?;
+            match p.action {
+                Action::CreateExchange { ln, intent: false } => fresh.push(ln),
+                action => rest.push((p.pair, action)),
+            }
+        }
+        exec.create_events(&fresh).await?;
+        for (pair, action) in rest {
+            exec.apply(&input, &pairs[pair], action).await?;
         }
         for p in plan.held {
             exec.counts.held += 1;
