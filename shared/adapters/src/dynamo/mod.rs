@@ -73,6 +73,19 @@ impl DynamoStateStore {
         &self.table
     }
 
+    /// An unconditional PutItem: for items only one writer decides (environment and user
+    /// states, run records, problems).
+    async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| call_error("PutItem", e))?;
+        Ok(())
+    }
+
     async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -390,14 +403,7 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn put_environment(&self, state: &EnvironmentState) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item::environment_item(state)))
-            .send()
-            .await
-            .map_err(|e| call_error("PutItem", e))?;
-        Ok(())
+        self.put(item::environment_item(state)).await
     }
 
     async fn user_state(
@@ -420,14 +426,7 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn put_user_state(&self, state: &UserState) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item::user_item(state)))
-            .send()
-            .await
-            .map_err(|e| call_error("PutItem", e))?;
-        Ok(())
+        self.put(item::user_item(state)).await
     }
 
     async fn links(
@@ -826,14 +825,7 @@ impl StateStore for DynamoStateStore {
     /// Keeps the latest run per (user, kind) only, in the environment's partition, so the
     /// console's `last_runs` is one query; a run history would be a second item type.
     async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item::run_item(run)))
-            .send()
-            .await
-            .map_err(|e| call_error("PutItem", e))?;
-        Ok(())
+        self.put(item::run_item(run)).await
     }
 
     async fn last_runs(&self, env: &EnvironmentId) -> Result<Vec<RunRecord>, StoreError> {
@@ -844,14 +836,7 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn put_problem(&self, problem: &ItemProblem) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item::problem_item(problem)))
-            .send()
-            .await
-            .map_err(|e| call_error("PutItem", e))?;
-        Ok(())
+        self.put(item::problem_item(problem)).await
     }
 
     async fn clear_problems(

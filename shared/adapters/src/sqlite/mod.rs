@@ -80,6 +80,28 @@ impl SqliteStateStore {
         })
     }
 
+    /// Links of one (env, user, kind) scope selected by `sql`, whose parameters are the scope
+    /// and, when given, one more value.
+    async fn scoped_links(
+        &self,
+        sql: String,
+        env: &EnvironmentId,
+        user: &UserId,
+        kind: LinkKind,
+        value: Option<&str>,
+    ) -> Result<Vec<Link>, StoreError> {
+        let (env, user) = (env.as_str().to_owned(), user.as_str().to_owned());
+        let value = value.map(str::to_owned);
+        self.with_conn(move |c| {
+            let kind = kind_name(kind)?;
+            match &value {
+                None => query_links(c, &sql, &[&env, &user, &kind]),
+                Some(v) => query_links(c, &sql, &[&env, &user, &kind, v]),
+            }
+        })
+        .await
+    }
+
     /// Runs `f` on the connection on the blocking pool.
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -458,12 +480,8 @@ impl StateStore for SqliteStateStore {
         user: &UserId,
         kind: LinkKind,
     ) -> Result<Vec<Link>, StoreError> {
-        let (env, user) = (env.as_str().to_owned(), user.as_str().to_owned());
-        self.with_conn(move |c| {
-            let kind = kind_name(kind)?;
-            query_links(c, &all_links_sql(), &[&env, &user, &kind])
-        })
-        .await
+        self.scoped_links(all_links_sql(), env, user, kind, None)
+            .await
     }
 
     async fn links_by_ical_uid(
@@ -473,16 +491,8 @@ impl StateStore for SqliteStateStore {
         kind: LinkKind,
         uid: &IcalUid,
     ) -> Result<Vec<Link>, StoreError> {
-        let (env, user, uid) = (
-            env.as_str().to_owned(),
-            user.as_str().to_owned(),
-            uid.as_str().to_owned(),
-        );
-        self.with_conn(move |c| {
-            let kind = kind_name(kind)?;
-            query_links(c, &links_by_ical_uid_sql(), &[&env, &user, &kind, &uid])
-        })
-        .await
+        self.scoped_links(links_by_ical_uid_sql(), env, user, kind, Some(uid.as_str()))
+            .await
     }
 
     async fn links_by_series(
@@ -492,15 +502,13 @@ impl StateStore for SqliteStateStore {
         kind: LinkKind,
         series: &ExchangeItemId,
     ) -> Result<Vec<Link>, StoreError> {
-        let (env, user, series) = (
-            env.as_str().to_owned(),
-            user.as_str().to_owned(),
-            series.as_str().to_owned(),
-        );
-        self.with_conn(move |c| {
-            let kind = kind_name(kind)?;
-            query_links(c, &links_by_series_sql(), &[&env, &user, &kind, &series])
-        })
+        self.scoped_links(
+            links_by_series_sql(),
+            env,
+            user,
+            kind,
+            Some(series.as_str()),
+        )
         .await
     }
 

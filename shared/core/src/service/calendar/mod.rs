@@ -142,25 +142,7 @@ impl CalendarSync<'_> {
         users: &[SyncUser],
         holder: &str,
     ) -> Result<Vec<UserRun>, SyncError> {
-        let (active, unaddressable): (Vec<&SyncUser>, Vec<&SyncUser>) = users
-            .iter()
-            .filter(|u| u.active)
-            .partition(|u| !u.email.as_str().trim().is_empty());
-        let mut runs: Vec<UserRun> = unaddressable
-            .into_iter()
-            .map(|u| UserRun {
-                user: u.user.clone(),
-                mailbox: u.email.clone(),
-                outcome: RunOutcome::Failed,
-                counts: RunCounts::default(),
-                error: Some(SyncError::InvalidUser {
-                    user: u.user.clone(),
-                    reason:
-                        "has no e-mail address in LN (ttaad2141m000), so no mailbox to synchronize"
-                            .into(),
-                }),
-            })
-            .collect();
+        let (active, mut runs) = super::addressable_users(users);
         if active.is_empty() {
             return Ok(runs);
         }
@@ -189,63 +171,21 @@ impl CalendarSync<'_> {
         feed: &CalendarFeed,
         holder: &str,
     ) -> UserRun {
-        let started_at = self.clock.now();
-        let leased = self
-            .store
-            .acquire_lease(
-                self.env,
-                &user.user,
-                LEASE_KIND,
-                holder,
-                started_at,
-                self.options.lease_ttl,
-            )
-            .await;
-        let (outcome, counts, error) = match leased {
-            Ok(false) => (
-                RunOutcome::Busy,
-                RunCounts::default(),
-                Some(SyncError::Busy),
-            ),
-            Err(e) => (RunOutcome::Failed, RunCounts::default(), Some(e.into())),
-            Ok(true) => {
+        let scope = super::RunScope {
+            env: self.env,
+            store: self.store,
+            clock: self.clock,
+            lease_ttl: self.options.lease_ttl,
+            lease_kind: LEASE_KIND,
+            record_kind: LinkKind::Event,
+        };
+        scope
+            .run(user, holder, || async {
                 let mut counts = RunCounts::default();
                 let result = self.sync_user(ln, mailbox, user, feed, &mut counts).await;
-                // A lease we fail to release expires on its own; the run's result stands.
-                let _ = self
-                    .store
-                    .release_lease(self.env, &user.user, LEASE_KIND, holder)
-                    .await;
-                match result {
-                    Ok(()) if counts.errors == 0 && counts.held == 0 => {
-                        (RunOutcome::Succeeded, counts, None)
-                    }
-                    Ok(()) => (RunOutcome::Partial, counts, None),
-                    Err(e) => (RunOutcome::Failed, counts, Some(e)),
-                }
-            }
-        };
-        if outcome != RunOutcome::Busy {
-            let record = RunRecord {
-                env: self.env.clone(),
-                user: user.user.clone(),
-                kind: LinkKind::Event,
-                started_at,
-                finished_at: self.clock.now(),
-                outcome,
-                counts,
-                error: error.as_ref().map(ToString::to_string),
-            };
-            // The run is done either way; losing its record only dims the console.
-            let _ = self.store.record_run(&record).await;
-        }
-        UserRun {
-            user: user.user.clone(),
-            mailbox: user.email.clone(),
-            outcome,
-            counts,
-            error,
-        }
+                (counts, result)
+            })
+            .await
     }
 
     /// The outline of one user's run; each phase is a function below.
