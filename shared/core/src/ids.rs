@@ -82,6 +82,20 @@ string_id!(
     /// An iCalendar UID.
     IcalUid
 );
+string_id!(
+    /// An Exchange push subscription (EWS SubscriptionId, Graph subscription id).
+    SubscriptionId
+);
+
+impl UserId {
+    /// The user of a job whose user is not known yet: an LN webhook names an activity, and the
+    /// worker finds its owner (the meeting's organizer among the sync users) before running.
+    pub const ANY: &'static str = "*";
+
+    pub fn is_any(&self) -> bool {
+        self.0 == Self::ANY
+    }
+}
 
 /// The hidden stamp on every Exchange item lnsync creates (R10): `ln:<env>:contact:<code>`.
 /// It makes creates idempotent: after a crash the item is found and adopted.

@@ -525,11 +525,16 @@ impl UserState {
 pub enum JobKind {
     ContactPull,
     CalendarPull,
-    /// Sync one event after a push notification (R31).
+    /// Sync one event after a push notification (R31). An Exchange notification names the
+    /// item (the job's user is the subscription's); an LN webhook names the activity, and the
+    /// job's user is [`UserId::ANY`] until the worker finds the activity's owner.
     SingleEvent {
         exchange_id: Option<ExchangeItemId>,
         activity: Option<ActivityKey>,
     },
+    /// Create (or recreate) the user's calendar push subscription (R31, R33), from the last
+    /// persisted watermark when there is one.
+    Subscribe,
 }
 
 impl JobKind {
@@ -538,6 +543,7 @@ impl JobKind {
             JobKind::ContactPull => "contacts",
             JobKind::CalendarPull => "calendar",
             JobKind::SingleEvent { .. } => "event",
+            JobKind::Subscribe => "subscribe",
         }
     }
 }
@@ -558,6 +564,44 @@ impl Job {
     /// The ordering/serialization group of this job.
     pub fn group(&self) -> String {
         format!("{}/{}", self.env, self.user)
+    }
+}
+
+/// A push subscription on one user's calendar (R31–R33). Notifications are only hints (R32):
+/// losing one costs latency, never data, because the pull still runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSubscription {
+    pub env: EnvironmentId,
+    pub user: UserId,
+    pub id: SubscriptionId,
+    pub mailbox: MailboxAddress,
+    pub backend: ExchangeBackend,
+    /// The latest watermark persisted (EWS): a resubscription starts from it so events that
+    /// happened while the subscription was silent are delivered.
+    pub watermark: Option<String>,
+    /// EWS `StatusFrequency`: the server sends a status event after this many idle minutes.
+    pub status_frequency_minutes: u32,
+    pub created_at: DateTime<Utc>,
+    /// The last notification of any kind (event or status); creation time before the first.
+    pub last_seen: DateTime<Utc>,
+    /// When the server drops the subscription (Graph); `None` for EWS push, which lives
+    /// as long as it is answered.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// False once replaced, or when push was turned off or the environment stopped: its next
+    /// notification is answered `Unsubscribe` (EWS push has no unsubscribe call).
+    pub active: bool,
+}
+
+impl PushSubscription {
+    /// No event or status for 2 × StatusFrequency: the server stopped calling (R33).
+    pub fn is_silent(&self, now: DateTime<Utc>) -> bool {
+        now - self.last_seen
+            > Duration::minutes(2 * i64::from(self.status_frequency_minutes.max(1)))
+    }
+
+    /// Expires within `margin` (Graph subscriptions must be renewed before they lapse).
+    pub fn expires_within(&self, now: DateTime<Utc>, margin: Duration) -> bool {
+        self.expires_at.is_some_and(|e| e - now <= margin)
     }
 }
 

@@ -194,6 +194,27 @@ pub struct FolderChanges {
     pub more: bool,
 }
 
+/// A push subscription to create on a user's calendar (R31).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRequest {
+    /// Where the server POSTs notifications: `{push url}/ews/{environment}/{token}`.
+    pub url: String,
+    /// EWS `StatusFrequency` in minutes (1–1440).
+    pub status_frequency_minutes: u32,
+    /// Resume from this watermark (events since it are delivered); `None` starts now.
+    pub watermark: Option<String>,
+}
+
+/// A subscription the server created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribed {
+    pub id: SubscriptionId,
+    /// The watermark the subscription starts at.
+    pub watermark: Option<String>,
+    /// When the server drops it unless renewed (Graph); `None` for EWS push.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// The "CRM Contacts" folder of a mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactFolder {
@@ -345,6 +366,21 @@ pub trait Mailbox: Send + Sync {
         let _ = (mailbox, ids);
         Err(MailboxError::Unsupported("calendar writes"))
     }
+
+    // --- Push (R31–R33) ---
+
+    /// Subscribes to created/modified/deleted/moved events of the user's calendar, delivered
+    /// to `request.url`. A watermark the server no longer knows gives
+    /// [`MailboxError::InvalidCursor`] (EWS `ErrorInvalidWatermark`): subscribe without one
+    /// and let a pull catch up.
+    async fn subscribe_calendar(
+        &self,
+        mailbox: &MailboxAddress,
+        request: &PushRequest,
+    ) -> Result<Subscribed, MailboxError> {
+        let _ = (mailbox, request);
+        Err(MailboxError::Unsupported("push subscriptions"))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,6 +522,72 @@ pub trait StateStore: Send + Sync {
         env: &EnvironmentId,
         user: &UserId,
     ) -> Result<Vec<ItemProblem>, StoreError>;
+
+    // --- Push (R31–R33) ---
+
+    /// The environment's push token (the secret part of its EWS notification URL), creating it
+    /// from `candidate` if the environment has none. Concurrent callers all get the one token
+    /// that was stored first.
+    async fn ensure_push_token(
+        &self,
+        env: &EnvironmentId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        let _ = (env, candidate);
+        Err(StoreError::Corrupt {
+            message: "push tokens are not supported by this store".into(),
+        })
+    }
+    /// The environment's push token, if it has one.
+    async fn push_token(&self, env: &EnvironmentId) -> Result<Option<String>, StoreError> {
+        let _ = env;
+        Ok(None)
+    }
+    /// Inserts or replaces a subscription (by environment and id).
+    async fn put_subscription(&self, sub: &PushSubscription) -> Result<(), StoreError> {
+        let _ = sub;
+        Err(StoreError::Corrupt {
+            message: "push subscriptions are not supported by this store".into(),
+        })
+    }
+    async fn subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<Option<PushSubscription>, StoreError> {
+        let _ = (env, id);
+        Ok(None)
+    }
+    /// Every subscription of the environment, active or not.
+    async fn subscriptions(
+        &self,
+        env: &EnvironmentId,
+    ) -> Result<Vec<PushSubscription>, StoreError> {
+        let _ = env;
+        Ok(Vec::new())
+    }
+    /// Records a notification: `last_seen` moves to `seen` and, when given, `watermark` is
+    /// stored, but only if the subscription exists and `seen` is not older than its
+    /// `last_seen` (a late, out-of-order delivery never moves either back). Returns whether it
+    /// was applied.
+    async fn touch_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+        seen: DateTime<Utc>,
+        watermark: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let _ = (env, id, seen, watermark);
+        Ok(false)
+    }
+    async fn delete_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<(), StoreError> {
+        let _ = (env, id);
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

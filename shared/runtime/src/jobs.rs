@@ -427,7 +427,7 @@ impl Worker {
             match job.kind {
                 JobKind::ContactPull => e.0.push(&job.user),
                 JobKind::CalendarPull => e.1.push(&job.user),
-                JobKind::SingleEvent { .. } => continue,
+                JobKind::SingleEvent { .. } | JobKind::Subscribe => continue,
             }
             e.2 = e.2.max(job.enqueued_at);
         }
@@ -553,7 +553,7 @@ impl Worker {
         }
         match &job.kind {
             JobKind::ContactPull | JobKind::CalendarPull => {}
-            JobKind::SingleEvent { .. } => {
+            JobKind::SingleEvent { .. } | JobKind::Subscribe => {
                 return JobOutcome::Failed(
                     "single-event (push) jobs are not handled by this build yet".to_owned(),
                 );

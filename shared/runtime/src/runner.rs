@@ -65,7 +65,7 @@ impl SyncKind {
         match kind {
             JobKind::ContactPull => Some(SyncKind::Contacts),
             JobKind::CalendarPull => Some(SyncKind::Calendar),
-            JobKind::SingleEvent { .. } => None,
+            JobKind::SingleEvent { .. } | JobKind::Subscribe => None,
         }
     }
 

@@ -31,6 +31,13 @@ pub const CALENDAR_HORIZON_DAYS: &str = "LNSYNC_CALENDAR_HORIZON_DAYS";
 pub const CONFLICT_POLICY: &str = "LNSYNC_CONFLICT_POLICY";
 pub const TIME_ZONE: &str = "LNSYNC_TIME_ZONE";
 pub const SYNC_PRIVATE_EVENTS: &str = "LNSYNC_SYNC_PRIVATE_EVENTS";
+/// Public base URL of the push function (its function URL), e.g.
+/// `https://abc.lambda-url.eu-west-1.on.aws`. Exchange and LN POST notifications under it;
+/// without it no push subscription is made and the pull alone keeps mailboxes in step.
+pub const PUSH_URL: &str = "LNSYNC_PUSH_URL";
+/// EWS `StatusFrequency` of new push subscriptions, minutes (1–1440, default 30). A
+/// subscription silent for twice this long is recreated by the scheduler (R33).
+pub const PUSH_STATUS_FREQUENCY_MINUTES: &str = "LNSYNC_PUSH_STATUS_FREQUENCY_MINUTES";
 /// Timeout of one LN or EWS HTTP request, seconds (default 60: well inside a Lambda timeout).
 pub const HTTP_TIMEOUT_SECONDS: &str = "LNSYNC_HTTP_TIMEOUT_SECONDS";
 
@@ -55,9 +62,12 @@ pub mod env {
     /// Longest EWS ErrorServerBusy back-off slept in-process, seconds (default 10: a longer
     /// wait costs a visibility change instead of billed idle time).
     pub const MAX_BACKOFF_SECONDS: &str = "MAX_BACKOFF_SECONDS";
+    /// ARN of the secret holding the LN webhook's HMAC key (push function). Without it the
+    /// environment's LN webhooks are refused.
+    pub const LN_WEBHOOK_SECRET_ARN: &str = "LN_WEBHOOK_SECRET_ARN";
 
     /// Every suffix, for template checks.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         COMPANY,
         IONAPI_SECRET_ARN,
         LN_SERVICE_PATH,
@@ -67,11 +77,12 @@ pub mod env {
         EWS_TOKEN_SECRET_ARN,
         EXCHANGE_URL,
         MAX_BACKOFF_SECONDS,
+        LN_WEBHOOK_SECRET_ARN,
     ];
 }
 
 /// Every global variable, for template checks.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 17] = [
     TABLE,
     QUEUE_URL,
     DLQ_URL,
@@ -87,6 +98,8 @@ pub const ALL: [&str; 15] = [
     TIME_ZONE,
     SYNC_PRIVATE_EVENTS,
     HTTP_TIMEOUT_SECONDS,
+    PUSH_URL,
+    PUSH_STATUS_FREQUENCY_MINUTES,
 ];
 
 /// The variable of `suffix` for environment `id`: `env_var("prod-eu", "COMPANY")` is
