@@ -66,8 +66,18 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     sync: RawSync,
+    #[serde(default)]
+    push: RawPush,
     #[serde(default, rename = "environment")]
     environments: Vec<RawEnvironment>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPush {
+    public_url: Option<String>,
+    listen: Option<String>,
+    status_frequency_minutes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +170,8 @@ struct RawLn {
     ionapi_env: Option<String>,
     service_path: Option<String>,
     page_size: Option<u32>,
+    webhook_secret_file: Option<PathBuf>,
+    webhook_secret_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,7 +197,70 @@ struct RawExchange {
 pub struct Config {
     pub store_path: PathBuf,
     pub sync: SyncOptions,
+    pub push: PushSettings,
     pub environments: Vec<EnvironmentConfig>,
+}
+
+/// The default `StatusFrequency` of EWS push subscriptions, minutes (Exchange's own default).
+pub const DEFAULT_STATUS_FREQUENCY_MINUTES: u32 = 30;
+
+/// Push (R31–R33) as this deployment offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    /// The base URL Exchange and LN reach the push endpoint at; `None`: no subscriptions are
+    /// made and the pull alone keeps mailboxes in step.
+    pub public_url: Option<url::Url>,
+    /// Where `lnsync serve` listens (single process only).
+    pub listen: std::net::SocketAddr,
+    /// EWS `StatusFrequency` of new subscriptions (1–1440).
+    pub status_frequency_minutes: u32,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8787)),
+            status_frequency_minutes: DEFAULT_STATUS_FREQUENCY_MINUTES,
+        }
+    }
+}
+
+/// Checks a push base URL: absolute http(s), no query or fragment (paths are appended to it).
+pub fn push_url(problems: &mut Vec<String>, field: &str, value: &str) -> Option<url::Url> {
+    match url::Url::parse(value.trim()) {
+        Ok(u)
+            if (u.scheme() == "https" || u.scheme() == "http")
+                && u.query().is_none()
+                && u.fragment().is_none() =>
+        {
+            Some(u)
+        }
+        Ok(u) if u.scheme() != "https" && u.scheme() != "http" => {
+            problems.push(format!(
+                "{field}: scheme {} is not http or https",
+                u.scheme()
+            ));
+            None
+        }
+        Ok(_) => {
+            problems.push(format!("{field}: must not have a query or fragment"));
+            None
+        }
+        Err(e) => {
+            problems.push(format!("{field}: {e}"));
+            None
+        }
+    }
+}
+
+/// Checks a StatusFrequency (EWS accepts 1–1440 minutes).
+pub fn status_frequency(problems: &mut Vec<String>, field: &str, value: Option<u32>) -> u32 {
+    let v = value.unwrap_or(DEFAULT_STATUS_FREQUENCY_MINUTES);
+    if !(1..=1440).contains(&v) {
+        problems.push(format!("{field}: {v} is not between 1 and 1440 minutes"));
+    }
+    v
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +279,8 @@ pub struct LnConfig {
     /// Path of the lnsync OData service under `{iu}/{ti}/`; default `LN/lnapi/odata/lnsync/`.
     pub service_path: Option<String>,
     pub page_size: Option<u32>,
+    /// The HMAC key of the environment's LN webhook (R33); without it LN webhooks are refused.
+    pub webhook_secret: Option<SecretSource>,
 }
 
 #[derive(Debug, Clone)]
@@ -313,6 +390,29 @@ impl Config {
             ),
         };
 
+        let push = PushSettings {
+            public_url: raw
+                .push
+                .public_url
+                .as_deref()
+                .and_then(|u| push_url(&mut problems, "push.public_url", u)),
+            listen: match raw.push.listen.as_deref().map(str::parse) {
+                None => PushSettings::default().listen,
+                Some(Ok(addr)) => addr,
+                Some(Err(e)) => {
+                    problems.push(format!(
+                        "push.listen: {e} (expected e.g. \"127.0.0.1:8787\")"
+                    ));
+                    PushSettings::default().listen
+                }
+            },
+            status_frequency_minutes: status_frequency(
+                &mut problems,
+                "push.status_frequency_minutes",
+                raw.push.status_frequency_minutes,
+            ),
+        };
+
         if raw.environments.is_empty() {
             problems.push("environment: no [[environment]] is configured".to_owned());
         }
@@ -342,6 +442,10 @@ impl Config {
                 env.ln.ionapi_file.map(anchor),
                 env.ln.ionapi_env,
             );
+            let webhook_secret = match (env.ln.webhook_secret_file, env.ln.webhook_secret_env) {
+                (None, None) => None,
+                (file, var) => secret_source(&mut sub, "webhook_secret", file.map(anchor), var),
+            };
             let ex = env.exchange;
             if ex.password.is_some() || ex.token.is_some() {
                 sub.push("password/token: secrets are not allowed in the configuration file; use password_file/password_env or token_file/token_env".to_owned());
@@ -386,7 +490,7 @@ impl Config {
                 }
             };
             for p in sub {
-                let section = if p.starts_with("ionapi") {
+                let section = if p.starts_with("ionapi") || p.starts_with("webhook_secret") {
                     "ln"
                 } else {
                     "exchange"
@@ -403,6 +507,7 @@ impl Config {
                         ionapi,
                         service_path: env.ln.service_path,
                         page_size: env.ln.page_size,
+                        webhook_secret,
                     },
                     exchange: ExchangeConfig {
                         url,
@@ -416,6 +521,7 @@ impl Config {
             Ok(Config {
                 store_path,
                 sync,
+                push,
                 environments,
             })
         } else {

@@ -7,7 +7,7 @@
 //! single-process runner uses, so both share the composition root.
 
 use crate::config::{
-    EnvironmentConfig, ExchangeAuth, ExchangeConfig, LnConfig, Secret, SecretSource,
+    EnvironmentConfig, ExchangeAuth, ExchangeConfig, LnConfig, PushSettings, Secret, SecretSource,
 };
 use crate::vars;
 use async_trait::async_trait;
@@ -70,6 +70,8 @@ pub struct Deployment {
     pub dlq_url: Option<String>,
     pub sync: SyncOptions,
     pub http_timeout: Duration,
+    /// The push endpoint's URL and subscription tunables (worker and scheduler).
+    pub push: PushSettings,
     pub environments: Vec<EnvironmentPlan>,
 }
 
@@ -209,6 +211,22 @@ impl Deployment {
         )
         .map_or(Duration::from_secs(60), Duration::from_secs);
 
+        let frequency = parse_number(
+            &mut problems,
+            vars::PUSH_STATUS_FREQUENCY_MINUTES,
+            get(vars::PUSH_STATUS_FREQUENCY_MINUTES),
+        );
+        let push = PushSettings {
+            public_url: get(vars::PUSH_URL)
+                .and_then(|u| crate::config::push_url(&mut problems, vars::PUSH_URL, &u)),
+            status_frequency_minutes: crate::config::status_frequency(
+                &mut problems,
+                vars::PUSH_STATUS_FREQUENCY_MINUTES,
+                frequency,
+            ),
+            ..PushSettings::default()
+        };
+
         let mut environments = Vec::new();
         let mut seen = BTreeSet::new();
         for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -237,6 +255,7 @@ impl Deployment {
                 dlq_url,
                 sync,
                 http_timeout,
+                push,
                 environments,
             })
         } else {
@@ -368,6 +387,8 @@ impl Deployment {
                     ionapi: value(&env.ionapi_arn),
                     service_path: env.service_path.clone(),
                     page_size: None,
+                    // Only the push function reads it, through its own configuration.
+                    webhook_secret: None,
                 },
                 exchange: ExchangeConfig {
                     url: env.exchange_url.clone(),
