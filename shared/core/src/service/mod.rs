@@ -8,7 +8,7 @@
 pub mod calendar;
 pub mod contacts;
 
-pub use calendar::{CalendarFeed, CalendarOptions, CalendarSync};
+pub use calendar::{CalendarFeed, CalendarOptions, CalendarSync, EventTarget};
 pub use contacts::{ContactFeed, ContactSync, UserRun};
 
 use crate::error::{Classify, ErrorClass, LnError, MailboxError, StoreError};

@@ -914,6 +914,28 @@ impl MemoryMailbox {
             .collect()
     }
 
+    /// A position in the calendars' change journal, for [`MemoryMailbox::calendar_notifications`].
+    pub fn calendar_mark(&self) -> u64 {
+        lock(&self.inner).seq
+    }
+
+    /// What a push subscription on `mailbox`'s calendar would have delivered since `mark`
+    /// (R31): the id of every item created, modified or deleted, once per change, oldest
+    /// first. Not a call: the server sends these on its own.
+    pub fn calendar_notifications(
+        &self,
+        mailbox: &MailboxAddress,
+        mark: u64,
+    ) -> Vec<ExchangeItemId> {
+        lock(&self.inner)
+            .cal
+            .journal
+            .iter()
+            .filter(|(m, s, _)| m == mailbox && *s > mark)
+            .map(|(_, _, id)| id.clone())
+            .collect()
+    }
+
     /// Calendar write calls (create, update, cancel) over all mailboxes.
     pub fn calendar_writes(&self) -> usize {
         lock(&self.inner)

@@ -49,6 +49,52 @@ pub(super) struct ExchangeRead {
 }
 
 impl ExchangeRead {
+    /// Nothing read yet.
+    pub(super) fn empty() -> Self {
+        Self {
+            events: Vec::new(),
+            series: Vec::new(),
+            deleted: Vec::new(),
+            cursor: FolderCursor(String::new()),
+            full: false,
+        }
+    }
+
+    /// Takes in what `get_events` answered for `id`: an event, a master's occurrences in the
+    /// window (R25), or — `NotFound` — a deletion. Any other per-item error fails the read, so
+    /// nothing is decided on a partial view of the item.
+    pub(super) fn add(
+        &mut self,
+        id: &ExchangeItemId,
+        outcome: ItemOutcome<EventRead>,
+    ) -> Result<(), SyncError> {
+        match outcome {
+            Ok(EventRead::Event(ev)) => self.events.push(*ev),
+            Ok(EventRead::Series {
+                master,
+                uid,
+                occurrences,
+            }) => {
+                let keys = occurrences.iter().map(|o| o.key.clone()).collect();
+                self.series.push((master.id, uid, keys));
+                self.events.extend(occurrences);
+            }
+            // Gone between the notice (sync or push) and the read: a deletion.
+            Err(ItemError::NotFound(_)) => self.deleted.push(id.clone()),
+            Err(e) => {
+                return Err(SyncError::Mailbox(MailboxError::Server {
+                    code: "GetItem".into(),
+                    message: e.to_string(),
+                    transient: matches!(
+                        e.class(),
+                        ErrorClass::Transient | ErrorClass::Throttled(_)
+                    ),
+                }));
+            }
+        }
+        Ok(())
+    }
+
     /// A full listing that shows nothing: R30's signal that something is wrong with the
     /// mailbox or the account, unless no link is left to protect.
     pub fn is_empty_listing(&self) -> bool {
@@ -64,13 +110,7 @@ pub(super) async fn read_exchange(
     exc: &CalendarCursor,
     window: Window,
 ) -> Result<ExchangeRead, SyncError> {
-    let mut read = ExchangeRead {
-        events: Vec::new(),
-        series: Vec::new(),
-        deleted: Vec::new(),
-        cursor: FolderCursor(String::new()),
-        full: false,
-    };
+    let mut read = ExchangeRead::empty();
     let mut changed: Vec<ExchangeItemId> = Vec::new();
     let mut cursor = exc.sync.clone().map(FolderCursor);
     let incremental = cursor.is_some();
@@ -112,30 +152,7 @@ pub(super) async fn read_exchange(
     for chunk in changed.chunks(mailbox.max_batch().max(1)) {
         let outcomes = mailbox.get_events(me, chunk, window).await?;
         for (id, outcome) in chunk.iter().zip(outcomes) {
-            match outcome {
-                Ok(EventRead::Event(ev)) => read.events.push(*ev),
-                Ok(EventRead::Series {
-                    master,
-                    uid,
-                    occurrences,
-                }) => {
-                    let keys = occurrences.iter().map(|o| o.key.clone()).collect();
-                    read.series.push((master.id, uid, keys));
-                    read.events.extend(occurrences);
-                }
-                // Gone between the sync and the read: a deletion.
-                Err(ItemError::NotFound(_)) => read.deleted.push(id.clone()),
-                Err(e) => {
-                    return Err(SyncError::Mailbox(MailboxError::Server {
-                        code: "GetItem".into(),
-                        message: e.to_string(),
-                        transient: matches!(
-                            e.class(),
-                            ErrorClass::Transient | ErrorClass::Throttled(_)
-                        ),
-                    }));
-                }
-            }
+            read.add(id, outcome)?;
         }
     }
     // R16: events that entered the window since the last run, without changing.

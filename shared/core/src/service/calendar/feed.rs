@@ -127,6 +127,34 @@ impl CalendarFeed {
         })
     }
 
+    /// The LN side of a single-event sync (R31, `single.rs`): just the activities it read by
+    /// key now, plus a deletion row for each linked one LN no longer has. It is never a full
+    /// read (the empty-side gate of R30 is about listings, not about one item) and its
+    /// watermarks are never saved, so they only say when it was read.
+    pub(super) fn of_items(
+        window: Window,
+        now: DateTime<Utc>,
+        activities: Vec<Activity>,
+        deletions: Vec<DeletedObject>,
+        users: &[SyncUser],
+        employees: &[Employee],
+    ) -> Self {
+        Self {
+            window_start: window.start,
+            window_end: window.end,
+            read_from: CalendarWatermark {
+                changes: Some(now),
+                deletions: Some(now),
+                window_end: Some(window.end),
+            },
+            high_water: LnWatermark::default(),
+            activities,
+            deletions,
+            employees: employees.to_vec(),
+            users: users.to_vec(),
+        }
+    }
+
     pub fn window(&self) -> Window {
         Window {
             start: self.window_start,

@@ -17,17 +17,21 @@
 //! 6. `advance_cursors`: both cursors, only when nothing is left to retry (R35).
 //!
 //! The LN read and the users' watermarks are in `feed.rs` ([`CalendarFeed`]), the calendar read
-//! and cursor in `exchange.rs` ([`CalendarCursor`]).
+//! and cursor in `exchange.rs` ([`CalendarCursor`]). The single-event sync of push
+//! notifications (R31, `single.rs`, [`EventTarget`]) re-reads one event on both sides by id
+//! and runs phases 4 and 5 over it; it moves no cursor.
 
 mod apply;
 mod exchange;
 mod feed;
 mod flags;
 mod pairs;
+mod single;
 
 pub use exchange::{CalendarCursor, PendingCopy, ex_event, stamped_activity};
 pub use feed::{CalendarFeed, CalendarWatermark};
 pub use pairs::ln_event;
+pub use single::EventTarget;
 
 use super::contacts::UserRun;
 use super::{SyncError, SyncOptions};
@@ -103,7 +107,24 @@ struct UserCx<'r> {
     ex_rev: u64,
 }
 
-impl UserCx<'_> {
+impl<'r> UserCx<'r> {
+    /// A context without cursors: [`CalendarSync::begin`] sets the user's; a single-event sync
+    /// (`single.rs`) keeps none, because it never moves them.
+    fn new(user: &'r SyncUser, feed: &'r CalendarFeed, state: UserState, tz: Tz) -> Self {
+        UserCx {
+            user,
+            feed,
+            window: feed.window(),
+            tz,
+            dir: Directory::new(&feed.users, &feed.employees),
+            state,
+            lnw: CalendarWatermark::default(),
+            ln_rev: 0,
+            exc: CalendarCursor::default(),
+            ex_rev: 0,
+        }
+    }
+
     fn me(&self) -> &MailboxAddress {
         &self.user.email
     }
@@ -218,25 +239,23 @@ impl CalendarSync<'_> {
         user: &'r SyncUser,
         feed: &'r CalendarFeed,
     ) -> Result<UserCx<'r>, SyncError> {
-        let state = match self.store.user_state(self.env, &user.user).await? {
+        let mut cx = UserCx::new(user, feed, self.user_state(user).await?, self.ln_zone());
+        (cx.lnw, cx.ln_rev) = self.ln_watermark(&user.user).await?;
+        (cx.exc, cx.ex_rev) = self.exchange_cursor(&user.user).await?;
+        Ok(cx)
+    }
+
+    async fn user_state(&self, user: &SyncUser) -> Result<UserState, SyncError> {
+        Ok(match self.store.user_state(self.env, &user.user).await? {
             Some(s) if s.mailbox == user.email => s,
             // A new user, or a mailbox that changed: its old state is not this mailbox's.
             _ => UserState::new(self.env.clone(), user.user.clone(), user.email.clone()),
-        };
-        let (lnw, ln_rev) = self.ln_watermark(&user.user).await?;
-        let (exc, ex_rev) = self.exchange_cursor(&user.user).await?;
-        Ok(UserCx {
-            user,
-            feed,
-            window: feed.window(),
-            tz: zone(Some(&self.options.calendar.time_zone)),
-            dir: Directory::new(&feed.users, &feed.employees),
-            state,
-            lnw,
-            ln_rev,
-            exc,
-            ex_rev,
         })
+    }
+
+    /// The zone of LN's all-day activities (R20).
+    fn ln_zone(&self) -> Tz {
+        zone(Some(&self.options.calendar.time_zone))
     }
 
     /// Phase 3: R16, then R30's empty-side gates.
