@@ -9,6 +9,26 @@ use lnsync_core::ids::ExchangeItemId;
 pub(crate) const SERVER_BUSY: &str = "ErrorServerBusy";
 pub(crate) const INVALID_SYNC_STATE: &str = "ErrorInvalidSyncStateData";
 pub(crate) const FOLDER_EXISTS: &str = "ErrorFolderExists";
+pub(crate) const INVALID_WATERMARK: &str = "ErrorInvalidWatermark";
+
+/// Codes that say the cursor we sent (a SyncState, or a subscription's Watermark) is no longer
+/// known: start over without it and let a full read catch up (R38, exchange.md §2.10).
+pub(crate) fn is_invalid_cursor(code: &str) -> bool {
+    matches!(code, INVALID_SYNC_STATE | INVALID_WATERMARK)
+}
+
+/// Codes about a subscription that is gone or unusable. A Subscribe request names no
+/// subscription, only a watermark taken from an earlier one, so from Subscribe these mean that
+/// watermark is stale (exchange.md §2.10 groups them with ErrorInvalidWatermark).
+pub(crate) fn is_stale_subscription(code: &str) -> bool {
+    matches!(
+        code,
+        "ErrorInvalidSubscription"
+            | "ErrorSubscriptionNotFound"
+            | "ErrorExpiredSubscription"
+            | "ErrorSubscriptionUnsubscribed"
+    )
+}
 
 /// Codes that say the mailbox or the service account is misconfigured: no item in the call can
 /// succeed and an administrator must act.
@@ -21,6 +41,11 @@ pub(crate) fn is_configuration(code: &str) -> bool {
             | "ErrorMailboxConfiguration"
             | "ErrorAccountDisabled"
             | "ErrorInvalidServerVersion"
+            // Subscribe: delegate instead of impersonation access, no right to subscribe to
+            // the mailbox, or a push URL Exchange will not call (our configured push URL).
+            | "ErrorSubscriptionDelegateAccessNotSupported"
+            | "ErrorSubscriptionAccessDenied"
+            | "ErrorInvalidPushSubscriptionUrl"
     )
 }
 
@@ -37,6 +62,10 @@ pub(crate) fn is_transient(code: &str) -> bool {
             | "ErrorBatchProcessingStopped"
             | "ErrorExceededConnectionCount"
             | "ErrorServerBusy"
+            // Subscribe: EWSMaxSubscriptions reached; push subscriptions we stopped answering
+            // expire on their own, so a later attempt can succeed.
+            | "ErrorExceededSubscriptionCount"
+            | "ErrorProxiedSubscriptionCallFailure"
     )
 }
 

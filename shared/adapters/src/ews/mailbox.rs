@@ -15,12 +15,12 @@ use lnsync_core::error::{ItemError, MailboxError};
 use lnsync_core::ids::{CrmStamp, ExchangeItemId, ExchangeVersion, FolderId, MailboxAddress};
 use lnsync_core::ports::{
     ContactFolder, ContactUpdate, FolderChange, FolderChanges, FolderCursor, ItemOutcome, ItemRef,
-    Mailbox, NewContact, StampedItem, Window,
+    Mailbox, NewContact, PushRequest, StampedItem, Subscribed, Window,
 };
 use tokio::time::Instant;
 
 use super::auth::EwsAuth;
-use super::classify::{self, FOLDER_EXISTS, INVALID_SYNC_STATE, SERVER_BUSY};
+use super::classify::{self, FOLDER_EXISTS, SERVER_BUSY};
 use super::codec::{
     self, CreateContacts, CreateContactsFolder, DeleteItems, DistinguishedFolder, Envelope,
     FindFolder, FindItems, FolderRef, GetItems, ItemInfo, Operation, Page, ResponseError,
@@ -191,8 +191,9 @@ impl EwsMailbox {
         self.call_raw(mailbox, op.name(), body).await
     }
 
-    /// A call whose response has exactly one message (folder ops, FindItem, SyncFolderItems).
-    async fn call_one(
+    /// A call whose response has exactly one message (folder ops, FindItem, SyncFolderItems,
+    /// Subscribe).
+    pub(super) async fn call_one(
         &self,
         mailbox: &MailboxAddress,
         op: &(dyn Operation + Sync),
@@ -233,7 +234,7 @@ impl EwsMailbox {
         let code = message.code.as_str();
         let text = message.message_text.clone().unwrap_or_default();
         match code {
-            INVALID_SYNC_STATE => MailboxError::InvalidCursor {
+            c if classify::is_invalid_cursor(c) => MailboxError::InvalidCursor {
                 mailbox: mailbox.clone(),
             },
             SERVER_BUSY => MailboxError::Throttled {
@@ -267,7 +268,7 @@ impl EwsMailbox {
             return Ok(Attempt::Busy(fault.back_off()));
         }
         Err(match code {
-            INVALID_SYNC_STATE => MailboxError::InvalidCursor {
+            c if classify::is_invalid_cursor(c) => MailboxError::InvalidCursor {
                 mailbox: mailbox.clone(),
             },
             c if classify::is_configuration(c) => MailboxError::Configuration {
@@ -808,5 +809,15 @@ impl Mailbox for EwsMailbox {
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
         self.cancel_events_impl(mailbox, ids).await
+    }
+
+    // Push lives in `ews::subscribe`.
+
+    async fn subscribe_calendar(
+        &self,
+        mailbox: &MailboxAddress,
+        request: &PushRequest,
+    ) -> Result<Subscribed, MailboxError> {
+        self.subscribe_calendar_impl(mailbox, request).await
     }
 }

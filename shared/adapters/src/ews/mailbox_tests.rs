@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lnsync_core::error::{ItemError, MailboxError};
-use lnsync_core::ids::{CrmStamp, ExchangeItemId, ExchangeVersion, FolderId, MailboxAddress};
+use lnsync_core::ids::{
+    CrmStamp, ExchangeItemId, ExchangeVersion, FolderId, MailboxAddress, SubscriptionId,
+};
 use lnsync_core::normalize::ContactFields;
 use lnsync_core::ports::{
     ContactFolder, ContactUpdate, FolderChange, FolderCursor, ItemRef, Mailbox, NewContact,
+    PushRequest, Subscribed,
 };
 use lnsync_core::{Classify, ErrorClass};
 use tokio::time::Instant;
@@ -803,4 +806,157 @@ async fn deletes_and_reads_are_batched_with_not_found_per_item() {
     assert_eq!(bodies.len(), 2 + 3, "deletes in 100s, reads in 50s");
     assert!(bodies[0].contains(r#"<m:DeleteItem DeleteType="HardDelete">"#));
     schema_check::assert_valid(&[bodies[0].clone(), bodies[2].clone()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push subscriptions
+// ---------------------------------------------------------------------------------------------
+
+const PUSH_URL: &str = "https://push.corp.example/ews/prod/t0k3n";
+
+fn push_request(watermark: Option<&str>) -> PushRequest {
+    PushRequest {
+        url: PUSH_URL.into(),
+        status_frequency_minutes: 5,
+        watermark: watermark.map(str::to_owned),
+    }
+}
+
+fn subscribed(id: &str, watermark: &str) -> Result<HttpResponse, TransportError> {
+    messages(
+        "Subscribe",
+        &[format!(
+            r#"<m:SubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SubscriptionId>{id}</m:SubscriptionId><m:Watermark>{watermark}</m:Watermark></m:SubscribeResponseMessage>"#
+        )],
+    )
+}
+
+async fn subscribe_error(code: &str, watermark: Option<&str>) -> MailboxError {
+    let code = code.to_owned();
+    let transport = ScriptedTransport::new(move |_, _| {
+        messages("Subscribe", &[error_item("Subscribe", &code, None)])
+    });
+    mailbox_with(&transport, config())
+        .subscribe_calendar(&alice(), &push_request(watermark))
+        .await
+        .expect_err("subscribe fails")
+}
+
+#[tokio::test(start_paused = true)]
+async fn subscribing_the_calendar_sends_a_valid_push_request_and_returns_the_subscription() {
+    let transport = ScriptedTransport::new(|_, _| subscribed("JgBkZ2Vsc3ViMDAx", "AQAAAStart="));
+    let mailbox = mailbox_with(&transport, config());
+    let sub = mailbox
+        .subscribe_calendar(&alice(), &push_request(Some("AQAAAOld=")))
+        .await
+        .expect("subscribed");
+    assert_eq!(
+        sub,
+        Subscribed {
+            id: SubscriptionId::new("JgBkZ2Vsc3ViMDAx"),
+            watermark: Some("AQAAAStart=".into()),
+            expires_at: None,
+        }
+    );
+    let requests = transport.requests();
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(r.header("X-AnchorMailbox"), Some("alice@corp.example"));
+    assert!(
+        r.body
+            .contains("<t:PrimarySmtpAddress>alice@corp.example</t:PrimarySmtpAddress>")
+    );
+    assert!(
+        r.body.contains(concat!(
+            r#"<m:Subscribe><m:PushSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id="calendar"/></t:FolderIds>"#,
+            r#"<t:EventTypes><t:EventType>CreatedEvent</t:EventType><t:EventType>ModifiedEvent</t:EventType><t:EventType>DeletedEvent</t:EventType><t:EventType>MovedEvent</t:EventType></t:EventTypes>"#,
+            r#"<t:Watermark>AQAAAOld=</t:Watermark><t:StatusFrequency>5</t:StatusFrequency><t:URL>https://push.corp.example/ews/prod/t0k3n</t:URL>"#,
+        )),
+        "{}",
+        r.body
+    );
+
+    // Without a watermark the subscription starts now.
+    mailbox
+        .subscribe_calendar(&alice(), &push_request(None))
+        .await
+        .expect("subscribed");
+    let bodies = transport.bodies();
+    assert!(!bodies[1].contains("<t:Watermark>"), "{}", bodies[1]);
+    schema_check::assert_valid(&bodies);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_watermark_is_an_invalid_cursor() {
+    for code in [
+        "ErrorInvalidWatermark",
+        "ErrorExpiredSubscription",
+        "ErrorSubscriptionNotFound",
+        "ErrorInvalidSubscription",
+    ] {
+        let err = subscribe_error(code, Some("AQAAAOld=")).await;
+        assert!(
+            matches!(err, MailboxError::InvalidCursor { ref mailbox } if mailbox == &alice()),
+            "{code}: {err:?}"
+        );
+    }
+    // Without a watermark there is nothing to drop: a retry without one cannot help.
+    let err = subscribe_error("ErrorExpiredSubscription", None).await;
+    assert!(
+        matches!(err, MailboxError::Server { ref code, transient: false, .. } if code == "ErrorExpiredSubscription"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_subscribe_errors_are_classified_like_every_call() {
+    for code in [
+        "ErrorSubscriptionDelegateAccessNotSupported",
+        "ErrorInvalidPushSubscriptionUrl",
+        "ErrorImpersonateUserDenied",
+    ] {
+        let err = subscribe_error(code, None).await;
+        assert!(
+            matches!(err, MailboxError::Configuration { ref mailbox, code: ref c, .. } if mailbox == &alice() && c == code),
+            "{code}: {err:?}"
+        );
+        assert_eq!(err.class(), ErrorClass::Configuration);
+    }
+    let err = subscribe_error("ErrorExceededSubscriptionCount", Some("W")).await;
+    assert_eq!(err.class(), ErrorClass::Transient, "{err:?}");
+
+    // Busy: waits the hint and retries; then the subscription comes through.
+    let transport = ScriptedTransport::new(|_, i| match i {
+        0 => messages(
+            "Subscribe",
+            &[error_item("Subscribe", "ErrorServerBusy", Some(2_000))],
+        ),
+        1 => fault("ErrorServerBusy", Some(3_000)),
+        _ => subscribed("S2", "W2"),
+    });
+    let started = Instant::now();
+    let sub = mailbox_with(&transport, config())
+        .subscribe_calendar(&alice(), &push_request(None))
+        .await
+        .expect("subscribed after back-off");
+    assert_eq!(sub.id, SubscriptionId::new("S2"));
+    assert_eq!(transport.requests().len(), 3);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
+        "waited {waited:?}"
+    );
+
+    // A success without an id is not a subscription.
+    let transport = ScriptedTransport::new(|_, _| {
+        messages(
+            "Subscribe",
+            &[r#"<m:SubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:SubscribeResponseMessage>"#.to_owned()],
+        )
+    });
+    let err = mailbox_with(&transport, config())
+        .subscribe_calendar(&alice(), &push_request(None))
+        .await
+        .expect_err("no id");
+    assert!(matches!(err, MailboxError::Protocol { .. }), "{err:?}");
 }

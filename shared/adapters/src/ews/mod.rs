@@ -8,12 +8,17 @@
 //! - `calendar`: the calendar methods of [`EwsMailbox`] and the mapping between EWS calendar items
 //!   and the core's calendar model (R15–R30).
 //! - `classify`: what each EWS response code means (item error, configuration, retry).
+//! - `subscribe`: the push subscription method of [`EwsMailbox`] (R31–R33).
+//! - [`notify`]: the parser of the `SendNotification` requests Exchange pushes to us, and the
+//!   `SendNotificationResult` reply.
 
 pub mod auth;
 mod calendar;
 mod classify;
 pub mod codec;
 pub mod mailbox;
+pub mod notify;
+mod subscribe;
 pub mod transport;
 
 #[cfg(test)]

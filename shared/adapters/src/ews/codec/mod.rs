@@ -4,6 +4,8 @@
 //! - [`calendar`]: the calendar operations (CalendarView, full GetItem, Create/Update/Delete of
 //!   calendar items) and the EWS-shaped calendar item.
 //! - [`contact`]: the R13 contact field table behind CreateItem and UpdateItem.
+//! - [`subscribe`]: `Subscribe` with a push subscription request (the notifications themselves
+//!   are parsed by `ews::notify`).
 //! - [`response`]: response messages (per-item ResponseClass), SOAP faults, sync changes, paging.
 //! - [`types`]: ids, folder references, extended properties and property paths.
 //! - `xml`: the escaping builder and the small element tree the two sides are built on.
@@ -14,6 +16,7 @@ pub mod calendar;
 pub(crate) mod contact;
 pub mod request;
 pub mod response;
+pub mod subscribe;
 pub mod types;
 pub mod xml;
 
@@ -36,7 +39,9 @@ pub use request::{
 };
 pub use response::{
     ExtendedValue, FolderInfo, ItemInfo, MessageXml, Paging, ResponseClass, ResponseError,
-    ResponseMessage, SoapFault, SyncChange, SyncChanges, parse_fault_body, parse_response,
+    ResponseMessage, SoapFault, SubscriptionInfo, SyncChange, SyncChanges, parse_fault_body,
+    parse_response,
 };
+pub use subscribe::{CALENDAR_EVENTS, MAX_STATUS_FREQUENCY_MINUTES, PushSubscribe};
 pub use types::{DistinguishedFolder, ExtendedField, FolderId, FolderRef, ItemId, PropertyPath};
 pub use xml::{XmlBuilder, XmlError};

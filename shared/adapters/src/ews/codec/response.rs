@@ -119,6 +119,14 @@ pub struct SyncChanges {
     pub changes: Vec<SyncChange>,
 }
 
+/// The subscription a `SubscribeResponseMessage` created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionInfo {
+    pub id: String,
+    /// Where the subscription's event stream starts.
+    pub watermark: Option<String>,
+}
+
 /// One `…ResponseMessage`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseMessage {
@@ -133,6 +141,8 @@ pub struct ResponseMessage {
     pub folders: Vec<FolderInfo>,
     pub paging: Option<Paging>,
     pub sync: Option<SyncChanges>,
+    /// Subscribe: the new subscription, when the message names one.
+    pub subscription: Option<SubscriptionInfo>,
 }
 
 impl ResponseMessage {
@@ -284,6 +294,19 @@ fn parse_sync(msg: &Element) -> Option<SyncChanges> {
     })
 }
 
+fn parse_subscription(msg: &Element) -> Option<SubscriptionInfo> {
+    let id = msg
+        .child_text("SubscriptionId")
+        .filter(|id| !id.is_empty())?;
+    Some(SubscriptionInfo {
+        id: id.to_owned(),
+        watermark: msg
+            .child_text("Watermark")
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned),
+    })
+}
+
 fn parse_message(el: &Element) -> Result<ResponseMessage, ResponseError> {
     let class = match el.attr("ResponseClass") {
         Some("Success") => ResponseClass::Success,
@@ -318,6 +341,7 @@ fn parse_message(el: &Element) -> Result<ResponseMessage, ResponseError> {
         folders,
         paging,
         sync: parse_sync(el),
+        subscription: parse_subscription(el),
     })
 }
 

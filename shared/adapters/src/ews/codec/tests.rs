@@ -10,6 +10,7 @@ use lnsync_core::ports::{ContactUpdate, ItemRef, NewContact};
 
 use super::schema_check;
 use super::*;
+use crate::ews::notify::EventKind;
 
 const MAILBOX: &str = "alice@corp.example";
 
@@ -97,6 +98,12 @@ fn ids() -> Vec<ItemId> {
     ]
 }
 
+const PUSH_URL: &str = "https://sync.corp.example/ews/prod/t0k&n";
+
+fn calendar_only() -> [FolderRef; 1] {
+    [FolderRef::Distinguished(DistinguishedFolder::Calendar)]
+}
+
 /// One envelope per builder and interesting variant.
 fn every_request() -> Vec<String> {
     let env = Envelope::new(MAILBOX);
@@ -104,7 +111,39 @@ fn every_request() -> Vec<String> {
     let contacts = new_contacts();
     let updates = updates();
     let ids = ids();
+    let calendar = calendar_only();
+    let calendar_and_contacts = [calendar[0].clone(), folder.clone()];
+    let every_kind = [
+        EventKind::Created,
+        EventKind::Modified,
+        EventKind::Deleted,
+        EventKind::Moved,
+        EventKind::Copied,
+        EventKind::NewMail,
+        EventKind::FreeBusyChanged,
+    ];
     vec![
+        env.build(&PushSubscribe {
+            folders: &calendar,
+            events: &CALENDAR_EVENTS,
+            watermark: Some("AQAAAEWatermark="),
+            status_frequency_minutes: 5,
+            url: PUSH_URL,
+        }),
+        env.build(&PushSubscribe {
+            folders: &calendar_and_contacts,
+            events: &every_kind,
+            watermark: None,
+            status_frequency_minutes: 0,
+            url: PUSH_URL,
+        }),
+        env.build(&PushSubscribe {
+            folders: &calendar,
+            events: &CALENDAR_EVENTS,
+            watermark: Some(""),
+            status_frequency_minutes: 100_000,
+            url: PUSH_URL,
+        }),
         env.build(&FindFolder {
             parent: FolderRef::Distinguished(DistinguishedFolder::Contacts),
             display_name: "CRM Contacts".into(),
@@ -181,6 +220,71 @@ fn the_schema_check_rejects_a_contact_with_fields_out_of_xsd_order() {
     assert!(
         matches!(result, Err(ews_sim::SchemaError::Invalid(_))),
         "a misordered contact must fail: {result:?}"
+    );
+}
+
+#[test]
+fn the_schema_check_rejects_a_subscription_with_the_watermark_after_the_frequency() {
+    let Some(dir) = schema_check::schema_dir_or_skip() else {
+        return;
+    };
+    let good = Envelope::new(MAILBOX).build(&PushSubscribe {
+        folders: &calendar_only(),
+        events: &CALENDAR_EVENTS,
+        watermark: Some("W"),
+        status_frequency_minutes: 5,
+        url: PUSH_URL,
+    });
+    let mutant = good
+        .replacen("<t:Watermark>W</t:Watermark>", "", 1)
+        .replacen("<t:URL>", "<t:Watermark>W</t:Watermark><t:URL>", 1);
+    assert_ne!(good, mutant);
+    let result = ews_sim::schema::validate_requests(&[mutant], &dir);
+    assert!(
+        matches!(result, Err(ews_sim::SchemaError::Invalid(_))),
+        "a misordered subscription must fail: {result:?}"
+    );
+}
+
+#[test]
+fn golden_push_subscription_of_the_calendar() {
+    let xml = Envelope::new(MAILBOX).build(&PushSubscribe {
+        folders: &calendar_only(),
+        events: &CALENDAR_EVENTS,
+        watermark: Some("AQAAAEWatermark="),
+        status_frequency_minutes: 5,
+        url: PUSH_URL,
+    });
+    assert!(xml.contains(concat!(
+        r#"<soap:Body><m:Subscribe><m:PushSubscriptionRequest>"#,
+        r#"<t:FolderIds><t:DistinguishedFolderId Id="calendar"/></t:FolderIds>"#,
+        r#"<t:EventTypes><t:EventType>CreatedEvent</t:EventType><t:EventType>ModifiedEvent</t:EventType>"#,
+        r#"<t:EventType>DeletedEvent</t:EventType><t:EventType>MovedEvent</t:EventType></t:EventTypes>"#,
+        r#"<t:Watermark>AQAAAEWatermark=</t:Watermark><t:StatusFrequency>5</t:StatusFrequency>"#,
+        r#"<t:URL>https://sync.corp.example/ews/prod/t0k&amp;n</t:URL>"#,
+        r#"</m:PushSubscriptionRequest></m:Subscribe></soap:Body>"#
+    )), "{xml}");
+    assert!(xml.contains("<t:PrimarySmtpAddress>alice@corp.example</t:PrimarySmtpAddress>"));
+
+    // No (or an empty) watermark starts now; the frequency is clamped to the schema's 1..=1440.
+    let frequency = |minutes: u32, watermark: Option<&str>| {
+        Envelope::new(MAILBOX).build(&PushSubscribe {
+            folders: &calendar_only(),
+            events: &CALENDAR_EVENTS,
+            watermark,
+            status_frequency_minutes: minutes,
+            url: PUSH_URL,
+        })
+    };
+    let low = frequency(0, None);
+    assert!(
+        low.contains("</t:EventTypes><t:StatusFrequency>1</t:StatusFrequency>"),
+        "{low}"
+    );
+    let high = frequency(100_000, Some(""));
+    assert!(
+        high.contains("</t:EventTypes><t:StatusFrequency>1440</t:StatusFrequency>"),
+        "{high}"
     );
 }
 
@@ -486,4 +590,30 @@ fn parses_get_item_with_a_missing_item_and_invalid_sync_state() {
     let msgs = parse_response(&xml).expect("parses");
     assert_eq!(msgs[0].code, "ErrorInvalidSyncStateData");
     assert!(msgs[0].sync.is_none());
+}
+
+#[test]
+fn parses_a_subscribe_response_and_its_errors() {
+    let xml = envelope(
+        r#"<m:SubscribeResponse><m:ResponseMessages><m:SubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>
+        <m:SubscriptionId>JgBkZ2Vsc3ViMDAx</m:SubscriptionId><m:Watermark>AQAAAStart=</m:Watermark></m:SubscribeResponseMessage></m:ResponseMessages></m:SubscribeResponse>"#,
+    );
+    let msgs = parse_response(&xml).expect("parses");
+    assert_eq!(msgs[0].operation, "Subscribe");
+    assert_eq!(
+        msgs[0].subscription,
+        Some(SubscriptionInfo {
+            id: "JgBkZ2Vsc3ViMDAx".into(),
+            watermark: Some("AQAAAStart=".into()),
+        })
+    );
+
+    let xml = envelope(
+        r#"<m:SubscribeResponse><m:ResponseMessages><m:SubscribeResponseMessage ResponseClass="Error"><m:MessageText>The watermark used for creating this subscription was not found.</m:MessageText><m:ResponseCode>ErrorInvalidWatermark</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:SubscribeResponseMessage></m:ResponseMessages></m:SubscribeResponse>"#,
+    );
+    let msgs = parse_response(&xml).expect("parses");
+    assert_eq!(msgs[0].code, "ErrorInvalidWatermark");
+    assert_eq!(msgs[0].subscription, None);
+    // Other operations carry no subscription.
+    assert!(parse_response(&envelope(r#"<m:FindFolderResponse><m:ResponseMessages><m:FindFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:FindFolderResponseMessage></m:ResponseMessages></m:FindFolderResponse>"#)).expect("parses")[0].subscription.is_none());
 }
