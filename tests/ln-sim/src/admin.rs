@@ -1,5 +1,5 @@
 //! The admin API under `/_sim/`: reset, seed, state dump, faults, request log, token revocation,
-//! clock control and LN-side edits for tests and the demo. Not authenticated and not logged.
+//! clock control, push webhooks and LN-side edits for tests and the demo. Not authenticated and not logged.
 //! Documented in `docs/ln-simulator.md`.
 
 use axum::Router;
@@ -19,7 +19,7 @@ use crate::model::{Attendee, Contact, Employee, Settings, SyncUser};
 use crate::seed::{Seed, SeedActivity, strip_annotations};
 use crate::server::{AppState, json_response, reset};
 use crate::store::{
-    IfMatch, NewActivity, decode, render_activity, render_attendee, render_contact,
+    IfMatch, NewActivity, StoreError, decode, render_activity, render_attendee, render_contact,
 };
 
 pub(crate) fn router() -> Router<AppState> {
@@ -36,6 +36,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/revoke-tokens", post(revoke_tokens))
         .route("/tokens", get(tokens))
         .route("/clock", get(clock).post(set_clock))
+        .route("/webhooks", get(webhooks).post(configure_webhook))
+        .route(
+            "/webhooks/deliveries",
+            get(webhook_deliveries).delete(clear_webhook_deliveries),
+        )
         .route("/companies/{company}/settings", put(put_settings))
         .route("/companies/{company}/sync-users/{user}", put(put_sync_user))
         .route(
@@ -201,6 +206,63 @@ async fn set_clock(State(state): State<AppState>, body: Bytes) -> AdminResult {
         clock.advance(Duration::milliseconds(ms));
     }
     ok(clock_state(&state))
+}
+
+async fn webhooks(State(state): State<AppState>) -> AdminResult {
+    ok(json!({ "endpoints": state.webhooks.statuses(&state.store) }))
+}
+
+/// Body of `POST /_sim/webhooks`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WebhookSetting {
+    company: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    /// Omitted means enable: posting an endpoint is asking for pushes.
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+fn required(field: &str, value: Option<&str>) -> Result<String, StoreError> {
+    value
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::Validation {
+            field: field.to_string(),
+            message: "is required to enable the webhook".into(),
+        })
+}
+
+async fn configure_webhook(State(state): State<AppState>, body: Bytes) -> AdminResult {
+    let setting: WebhookSetting = parse(&body)?;
+    let company = setting.company;
+    if setting.enabled {
+        let url = required("url", setting.url.as_deref())?;
+        let secret = required("secret", setting.secret.as_deref())?;
+        state.store.enable_webhook(&company, &url, &secret)?;
+    } else {
+        state.store.disable_webhook(&company)?;
+    }
+    ok(json!({
+        "company": company,
+        "enabled": setting.enabled,
+        "status": state.webhooks.status(&state.store, &company),
+    }))
+}
+
+async fn webhook_deliveries(State(state): State<AppState>) -> AdminResult {
+    ok(json!(state.webhooks.deliveries()))
+}
+
+async fn clear_webhook_deliveries(State(state): State<AppState>) -> AdminResult {
+    state.webhooks.clear_deliveries();
+    ok(json!({"status": "cleared"}))
 }
 
 async fn put_settings(

@@ -38,6 +38,8 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot create the HTTP client of the push webhook: {0}")]
+    WebhookClient(#[source] reqwest::Error),
 }
 
 /// An entry of `error.details`.

@@ -18,6 +18,8 @@
 //! - [`auth`]: credentials, password-grant tokens, `.ionapi` files.
 //! - [`faults`]: throttle/error/delay rules.
 //! - [`log`]: the request log.
+//! - [`webhook`]: the LN push webhook: signed POSTs of activity and attendee changes, with
+//!   retries and a delivery log.
 //! - [`clock`]: [`SimClock`], the controllable server clock.
 //! - [`seed`]: the seed format; [`demo`]: deterministic demo data.
 //! - `admin` (private): the `/_sim/` HTTP admin API.
@@ -47,6 +49,7 @@ pub mod schema;
 pub mod seed;
 pub mod server;
 pub mod store;
+pub mod webhook;
 
 pub use auth::{Credentials, IonApiFile};
 pub use clock::SimClock;
@@ -57,3 +60,4 @@ pub use log::{RequestKind, RequestRecord};
 pub use seed::{CompanySeed, Seed, SeedActivity, SeedContact};
 pub use server::{LnSim, SimConfig};
 pub use store::{ChangeEvent, ChangeKind, IfMatch, NewActivity, Store, StoreError};
+pub use webhook::{DeliveryOutcome, WebhookDelivery, WebhookRetry, WebhookStatus};

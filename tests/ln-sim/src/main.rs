@@ -58,6 +58,13 @@ struct Args {
     /// Where to write the `.ionapi` file (default: ln-sim-PORT.ionapi in the temp directory).
     #[arg(long)]
     ionapi_out: Option<PathBuf>,
+    /// Push webhook of a company, `COMPANY=URL` with the full endpoint URL (e.g.
+    /// `100=http://127.0.0.1:8787/ln/prod`); repeatable. Sets the company's pushEnabled.
+    #[arg(long = "webhook", value_name = "COMPANY=URL")]
+    webhooks: Vec<String>,
+    /// Secret the push webhooks are signed with (required with --webhook).
+    #[arg(long, env = "LN_SIM_WEBHOOK_SECRET")]
+    webhook_secret: Option<String>,
 }
 
 #[tokio::main]
@@ -99,6 +106,24 @@ async fn main() -> anyhow::Result<()> {
     }
     .with_seed(seed);
 
+    // Checked before starting, so a typo fails fast instead of after the banner.
+    let webhooks = args
+        .webhooks
+        .iter()
+        .map(|webhook| {
+            webhook
+                .split_once('=')
+                .with_context(|| format!("--webhook {webhook}: expected COMPANY=URL"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let webhook_secret = match (&args.webhook_secret, webhooks.is_empty()) {
+        (Some(secret), _) => secret.as_str(),
+        (None, true) => "",
+        (None, false) => {
+            anyhow::bail!("--webhook needs --webhook-secret (or LN_SIM_WEBHOOK_SECRET)")
+        }
+    };
+
     let sim = LnSim::start_on(SocketAddr::new(args.host, args.port), config).await?;
     let ionapi_path = args.ionapi_out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("ln-sim-{}.ionapi", sim.local_addr().port()))
@@ -110,6 +135,11 @@ async fn main() -> anyhow::Result<()> {
     println!("token url:    {}", sim.token_url());
     println!("ionapi:       {}", ionapi_path.display());
     println!("companies:    {}", sim.store().companies().join(", "));
+    for (company, url) in webhooks {
+        sim.enable_webhook(company, url, webhook_secret)
+            .with_context(|| format!("--webhook {company}={url}"))?;
+        println!("webhook:      {company} -> {url}");
+    }
 
     tokio::signal::ctrl_c()
         .await

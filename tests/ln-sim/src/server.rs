@@ -27,8 +27,9 @@ use crate::error::{ODataError, SimError};
 use crate::faults::{FaultAction, FaultRule, FaultTarget, Faults};
 use crate::log::{RequestKind, RequestLog, RequestRecord};
 use crate::seed::Seed;
-use crate::store::{ChangeEvent, Store};
-use crate::{admin, odata};
+use crate::store::{ChangeEvent, Store, StoreError};
+use crate::webhook::{WebhookDelivery, WebhookRetry, WebhookStatus, Webhooks};
+use crate::{admin, odata, webhook};
 
 /// Header carrying the LN company.
 pub const COMPANY_HEADER: &str = "x-infor-lncompany";
@@ -49,6 +50,8 @@ pub struct SimConfig {
     pub clock: SimClock,
     /// Data loaded at start.
     pub seed: Seed,
+    /// Retries of failed push webhook deliveries.
+    pub webhook_retry: WebhookRetry,
 }
 
 impl Default for SimConfig {
@@ -60,6 +63,7 @@ impl Default for SimConfig {
             max_page_size: 1000,
             clock: SimClock::system(),
             seed: Seed::default(),
+            webhook_retry: WebhookRetry::default(),
         }
     }
 }
@@ -84,6 +88,11 @@ impl SimConfig {
         self.clock = clock;
         self
     }
+
+    pub fn with_webhook_retry(mut self, retry: WebhookRetry) -> Self {
+        self.webhook_retry = retry;
+        self
+    }
 }
 
 /// Everything the handlers share.
@@ -93,6 +102,7 @@ pub(crate) struct AppState {
     pub tokens: TokenStore,
     pub faults: Faults,
     pub log: RequestLog,
+    pub webhooks: Webhooks,
     pub config: Arc<SimConfig>,
     pub base_url: Arc<str>,
 }
@@ -113,6 +123,8 @@ pub struct LnSim {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// The push webhook dispatcher (and, owned by it, the delivery workers).
+    webhook_task: Option<JoinHandle<()>>,
 }
 
 impl LnSim {
@@ -142,11 +154,15 @@ impl LnSim {
         let base_url: Arc<str> = format!("http://{host}:{}", addr.port()).into();
         let store = Store::new(config.clock.clone());
         store.seed(&config.seed)?;
+        let webhooks = Webhooks::new(config.webhook_retry).map_err(SimError::WebhookClient)?;
+        // Attached before anything can write, so no change escapes the webhook.
+        let webhook_task = webhook::spawn(store.clone(), webhooks.clone());
         let state = AppState {
             store,
             tokens: TokenStore::new(config.credentials.clone(), config.token_lifetime),
             faults: Faults::default(),
             log: RequestLog::default(),
+            webhooks,
             config: Arc::new(config),
             base_url,
         };
@@ -167,11 +183,13 @@ impl LnSim {
             addr,
             shutdown: Some(tx),
             task: Some(task),
+            webhook_task: Some(webhook_task),
         })
     }
 
     /// Stop the server and wait for it to finish.
     pub async fn shutdown(mut self) {
+        self.stop_webhooks();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -184,6 +202,15 @@ impl LnSim {
     pub async fn wait(mut self) {
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        self.stop_webhooks();
+    }
+
+    /// The dispatcher holds the store (and so the change channel) itself and would never see
+    /// the channel close; it has to be stopped explicitly.
+    fn stop_webhooks(&mut self) {
+        if let Some(task) = self.webhook_task.take() {
+            task.abort();
         }
     }
 
@@ -237,7 +264,8 @@ impl LnSim {
         Ok(self.state.store.seed(seed)?)
     }
 
-    /// Drop all data, fault rules and the request log (tokens stay valid).
+    /// Drop all data, fault rules, webhook endpoints and deliveries, and the request log (tokens
+    /// stay valid).
     pub fn reset(&self) {
         reset(&self.state);
     }
@@ -245,6 +273,36 @@ impl LnSim {
     /// Every change to contacts, activities and attendees from now on.
     pub fn subscribe_changes(&self) -> broadcast::Receiver<ChangeEvent> {
         self.state.store.subscribe()
+    }
+
+    /// Push `company`'s activity and attendee changes to `url` (the full endpoint, e.g.
+    /// `http://127.0.0.1:8787/ln/prod`), signed with `secret`; sets its `pushEnabled`. Replaces
+    /// an earlier endpoint and cancels deliveries still queued for it.
+    ///
+    /// Exact with respect to writes: every write after this returns is pushed, none before it.
+    /// Seeding the company anew drops the endpoint together with the settings.
+    pub fn enable_webhook(&self, company: &str, url: &str, secret: &str) -> Result<(), StoreError> {
+        self.state.store.enable_webhook(company, url, secret)
+    }
+
+    /// Stop pushing for `company`: drops its endpoint (cancelling queued deliveries) and clears
+    /// its `pushEnabled`.
+    pub fn disable_webhook(&self, company: &str) -> Result<(), StoreError> {
+        self.state.store.disable_webhook(company)
+    }
+
+    /// `company`'s endpoint and delivery counts, when it has an endpoint.
+    pub fn webhook_status(&self, company: &str) -> Option<WebhookStatus> {
+        self.state.webhooks.status(&self.state.store, company)
+    }
+
+    /// Every outgoing notification since start (or the last clear), in order of the changes.
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.state.webhooks.deliveries()
+    }
+
+    pub fn clear_webhook_deliveries(&self) {
+        self.state.webhooks.clear_deliveries();
     }
 
     /// Add a fault rule; returns its id.
@@ -297,6 +355,7 @@ impl LnSim {
 
 impl Drop for LnSim {
     fn drop(&mut self) {
+        self.stop_webhooks();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -304,6 +363,7 @@ impl Drop for LnSim {
 }
 
 pub(crate) fn reset(state: &AppState) {
+    state.webhooks.reset();
     state.store.reset();
     state.faults.clear();
     state.log.clear();

@@ -4,7 +4,9 @@
 //! Both the OData handlers and the Rust/admin API go through the same operations here, so a test
 //! edit behaves exactly like an edit made in LN (etag and `lastModified` move, deletions are
 //! audited, attendee changes touch their activity). Every write to a contact, activity or
-//! attendee is also published as a [`ChangeEvent`]; the LN push webhook will be a subscriber.
+//! attendee is also published as a [`ChangeEvent`]. A company's push webhook endpoint lives here
+//! too, next to its settings: whether a change is pushed is decided inside the write's lock (a
+//! [`PushJob`] for [`crate::webhook`]), so enabling, disabling and writes happen in one order.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::clock::{SimClock, truncate_ms};
 use crate::model::{
@@ -100,8 +102,29 @@ pub struct CompanyData {
     /// Audit trail with an insertion sequence, which keeps paging stable even when two rows share
     /// entity, key and `deletedAt`.
     pub deleted: Vec<(u64, DeletedObject)>,
+    /// Where LN posts this company's push webhooks; pushes also need `settings.pushEnabled`.
+    /// Part of the company, so seeding the company anew drops it along with the settings.
+    pub webhook: Option<WebhookEndpoint>,
     next_activity: u64,
     next_contact: u64,
+}
+
+/// A company's push webhook endpoint (`docs/ln-api.md`, "LN push webhook").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// The full endpoint, e.g. `http://127.0.0.1:8787/ln/prod`.
+    pub url: String,
+    /// The HMAC-SHA256 key of the signature header.
+    pub secret: String,
+    /// New on every (re)configuration; deliveries queued under an older one are cancelled.
+    pub generation: u64,
+}
+
+/// A change LN pushes, with the endpoint it goes to as configured at the time of the write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushJob {
+    pub event: ChangeEvent,
+    pub endpoint: WebhookEndpoint,
 }
 
 /// The `If-Match` precondition of a write.
@@ -194,6 +217,8 @@ struct Inner {
     companies: BTreeMap<String, CompanyData>,
     last_version: u64,
     next_deleted_seq: u64,
+    /// The push webhook's queue, once something delivers from it.
+    push: Option<mpsc::UnboundedSender<PushJob>>,
 }
 
 impl Inner {
@@ -217,7 +242,7 @@ pub struct Store {
     events: broadcast::Sender<ChangeEvent>,
 }
 
-/// Collects what a write did so events go out after the lock is released.
+/// Collects what a write did; its events are published once the write succeeded.
 struct Tx<'a> {
     inner: MutexGuard<'a, Inner>,
     company: String,
@@ -279,6 +304,22 @@ impl Tx<'_> {
     }
 }
 
+/// The delivery LN makes for `event`: activities and attendees only (contacts are pulled), while
+/// the company has an endpoint and `pushEnabled`.
+fn push_job(inner: &Inner, event: &ChangeEvent) -> Option<PushJob> {
+    if event.entity == EntityKind::Contact {
+        return None;
+    }
+    let data = inner.companies.get(&event.company)?;
+    if !data.settings.data.push_enabled {
+        return None;
+    }
+    Some(PushJob {
+        event: event.clone(),
+        endpoint: data.webhook.clone()?,
+    })
+}
+
 fn activity_mut<'a>(
     data: &'a mut CompanyData,
     key: &str,
@@ -338,12 +379,20 @@ impl Store {
         };
         tx.data()?;
         let result = op(&mut tx)?;
-        let events = std::mem::take(&mut tx.events);
-        drop(tx);
-        for event in events {
-            // No subscribers is the normal case today.
+        // Publish before unlocking: two writers releasing the lock and then racing to publish
+        // could reorder their events, and the push webhook promises per-company order. Neither
+        // send waits for receivers, so holding the lock for them costs nothing.
+        for event in std::mem::take(&mut tx.events) {
+            if let Some(job) = push_job(&tx.inner, &event)
+                && let Some(push) = &tx.inner.push
+            {
+                // A closed queue means the simulator is shutting down.
+                let _ = push.send(job);
+            }
+            // Nobody listening is normal.
             let _ = self.events.send(event);
         }
+        drop(tx);
         Ok(result)
     }
 
@@ -359,6 +408,56 @@ impl Store {
             .get(company)
             .map(f)
             .ok_or_else(|| StoreError::UnknownCompany(company.to_string()))
+    }
+
+    /// Queue of the changes LN pushes from now on (replacing any earlier queue). The LN push
+    /// webhook's dispatcher is the one consumer.
+    pub(crate) fn push_queue(&self) -> mpsc::UnboundedReceiver<PushJob> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().push = Some(tx);
+        rx
+    }
+
+    /// Push `company`'s activity and attendee changes to `url`, signed with `secret`, and set
+    /// its `pushEnabled`: from the next write on, as one step.
+    pub fn enable_webhook(&self, company: &str, url: &str, secret: &str) -> Result<(), StoreError> {
+        let parsed =
+            url::Url::parse(url).map_err(|e| validation("url", format!("not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(validation("url", "must be an http or https URL"));
+        }
+        if secret.is_empty() {
+            // An empty HMAC key lets anyone sign; the receiver refuses it, so refuse it here.
+            return Err(validation("secret", "must not be empty"));
+        }
+        self.write(company, |tx| {
+            let generation = tx.inner.bump();
+            let mut settings = tx.data()?.settings.data.clone();
+            settings.push_enabled = true;
+            let record = tx.record(settings);
+            let data = tx.data()?;
+            data.settings = record;
+            data.webhook = Some(WebhookEndpoint {
+                url: url.to_string(),
+                secret: secret.to_string(),
+                generation,
+            });
+            Ok(())
+        })
+    }
+
+    /// Stop pushing `company`'s changes: drop its endpoint (cancelling deliveries not yet made)
+    /// and clear its `pushEnabled`.
+    pub fn disable_webhook(&self, company: &str) -> Result<(), StoreError> {
+        self.write(company, |tx| {
+            let mut settings = tx.data()?.settings.data.clone();
+            settings.push_enabled = false;
+            let record = tx.record(settings);
+            let data = tx.data()?;
+            data.settings = record;
+            data.webhook = None;
+            Ok(())
+        })
     }
 
     /// Drop all companies.
@@ -419,6 +518,7 @@ impl Store {
             contacts: BTreeMap::new(),
             activities: BTreeMap::new(),
             deleted: Vec::new(),
+            webhook: None,
             next_activity: 1,
             next_contact: 1,
         };
@@ -549,6 +649,18 @@ impl Store {
 
     pub fn set_settings(&self, company: &str, settings: Settings) -> Result<(), StoreError> {
         self.write(company, |tx| {
+            let record = tx.record(settings);
+            tx.data()?.settings = record;
+            Ok(())
+        })
+    }
+
+    /// Set the settings' `pushEnabled`, keeping the rest: LN's push switch, which pauses and
+    /// resumes the push webhook without touching its endpoint.
+    pub fn set_push_enabled(&self, company: &str, enabled: bool) -> Result<(), StoreError> {
+        self.write(company, |tx| {
+            let mut settings = tx.data()?.settings.data.clone();
+            settings.push_enabled = enabled;
             let record = tx.record(settings);
             tx.data()?.settings = record;
             Ok(())

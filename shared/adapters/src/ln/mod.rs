@@ -8,6 +8,8 @@
 //!   waits, and the mapping of HTTP failures to the core's classified `LnError`.
 //! - `odata` (private): literals, key predicates and URL encoding.
 //! - `wire` (private): the JSON shapes and their mapping to the core model.
+//! - [`webhook`]: authenticating (HMAC signature, timestamp window) and parsing the LN push
+//!   webhook's notifications.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,6 +25,7 @@ pub mod client;
 pub mod ionapi;
 mod odata;
 mod token;
+pub mod webhook;
 mod wire;
 
 #[cfg(test)]
