@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::config::PushConfig;
 use crate::faults::FaultRule;
 use crate::meetings::Response as MeetingResponse;
 use crate::model::ItemId;
@@ -46,6 +47,16 @@ pub fn routes() -> Router<SimHandle> {
         )
         .route("/_sim/mailboxes/{smtp}/calendar", get(calendar))
         .route("/_sim/clock", get(clock).post(move_clock))
+        .route("/_sim/push/subscriptions", get(list_subscriptions))
+        .route(
+            "/_sim/push/subscriptions/{id}",
+            get(get_subscription).delete(drop_subscription),
+        )
+        .route("/_sim/push/notifications", get(list_notifications))
+        .route("/_sim/push/watermarks/expire", post(expire_watermarks))
+        .route("/_sim/push/watermarks/{smtp}", get(current_watermark))
+        .route("/_sim/push/config", get(push_config).post(set_push_config))
+        .route("/_sim/mailboxes/{smtp}/events", get(mailbox_events))
 }
 
 fn error(status: StatusCode, e: impl std::fmt::Display) -> Response {
@@ -105,15 +116,26 @@ struct RequestsQuery {
     operation: Option<String>,
     #[serde(default)]
     mailbox: Option<String>,
+    /// `incoming` (default: client requests only, so counts stay comparable), `outgoing`
+    /// (push notifications) or `all`.
+    #[serde(default)]
+    direction: Option<String>,
 }
 
-async fn list_requests(
-    State(h): State<SimHandle>,
-    Query(q): Query<RequestsQuery>,
-) -> Json<serde_json::Value> {
+async fn list_requests(State(h): State<SimHandle>, Query(q): Query<RequestsQuery>) -> Response {
+    let records = match q.direction.as_deref() {
+        None | Some("incoming") => h.requests(),
+        Some("outgoing") => h.notifications(),
+        Some("all") => h.request_log(),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("direction must be incoming, outgoing or all, not {other:?}"),
+            );
+        }
+    };
     let with_bodies = q.bodies.unwrap_or(false);
-    let list: Vec<serde_json::Value> = h
-        .requests()
+    let list: Vec<serde_json::Value> = records
         .into_iter()
         .filter(|r| {
             q.operation
@@ -134,7 +156,7 @@ async fn list_requests(
             serde_json::to_value(r).unwrap_or_default()
         })
         .collect();
-    Json(json!({ "count": list.len(), "requests": list }))
+    Json(json!({ "count": list.len(), "requests": list })).into_response()
 }
 
 async fn clear_requests(State(h): State<SimHandle>) -> StatusCode {
@@ -347,4 +369,135 @@ async fn move_clock(
         h.advance_clock(chrono::TimeDelta::seconds(s));
     }
     Json(json!({ "now": h.now() }))
+}
+
+// ---------------------------------------------------------------- push
+
+async fn list_subscriptions(State(h): State<SimHandle>) -> Json<serde_json::Value> {
+    Json(json!({ "subscriptions": h.subscriptions() }))
+}
+
+async fn get_subscription(State(h): State<SimHandle>, Path(id): Path<String>) -> Response {
+    match h.subscription(&id) {
+        Some(s) => Json(s).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no subscription {id}")),
+    }
+}
+
+/// The server "stops calling": the subscription ends without a word to the subscriber.
+async fn drop_subscription(State(h): State<SimHandle>, Path(id): Path<String>) -> Response {
+    if h.drop_subscription(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("no live subscription {id}"))
+    }
+}
+
+#[derive(Deserialize)]
+struct NotificationsQuery {
+    #[serde(default)]
+    bodies: Option<bool>,
+    #[serde(default)]
+    subscription: Option<String>,
+}
+
+async fn list_notifications(
+    State(h): State<SimHandle>,
+    Query(q): Query<NotificationsQuery>,
+) -> Json<serde_json::Value> {
+    let records = match &q.subscription {
+        Some(id) => h.notifications_for(id),
+        None => h.notifications(),
+    };
+    let list: Vec<serde_json::Value> = records
+        .into_iter()
+        .map(|mut r| {
+            if !q.bodies.unwrap_or(false) {
+                r.body.clear();
+            }
+            serde_json::to_value(r).unwrap_or_default()
+        })
+        .collect();
+    Json(json!({ "count": list.len(), "notifications": list }))
+}
+
+async fn expire_watermarks(
+    State(h): State<SimHandle>,
+    body: Option<Json<InvalidateBody>>,
+) -> Json<serde_json::Value> {
+    let b = body.map(|Json(b)| b).unwrap_or_default();
+    Json(json!({ "expired": h.expire_watermarks(b.mailbox.as_deref()) }))
+}
+
+async fn current_watermark(State(h): State<SimHandle>, Path(smtp): Path<String>) -> Response {
+    match h.current_watermark(&smtp) {
+        Ok(w) => Json(json!({ "mailbox": smtp, "watermark": w })).into_response(),
+        Err(e) => sim_error(e),
+    }
+}
+
+async fn push_config(State(h): State<SimHandle>) -> Json<PushConfig> {
+    Json(h.push_config())
+}
+
+/// A partial `PushConfig`: only the fields given change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushConfigPatch {
+    #[serde(default)]
+    minute_ms: Option<u64>,
+    #[serde(default)]
+    retry_base_ms: Option<u64>,
+    #[serde(default)]
+    request_timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_events_per_notification: Option<usize>,
+    #[serde(default)]
+    watermark_retention_events: Option<usize>,
+    #[serde(default)]
+    watermark_retention_secs: Option<u64>,
+    #[serde(default)]
+    folder_events: Option<bool>,
+    #[serde(default)]
+    max_subscriptions_per_mailbox: Option<usize>,
+}
+
+async fn set_push_config(
+    State(h): State<SimHandle>,
+    Json(p): Json<PushConfigPatch>,
+) -> Json<PushConfig> {
+    h.update_push_config(|c| {
+        if let Some(v) = p.minute_ms {
+            c.minute_ms = v;
+        }
+        if let Some(v) = p.retry_base_ms {
+            c.retry_base_ms = v;
+        }
+        if let Some(v) = p.request_timeout_ms {
+            c.request_timeout_ms = v;
+        }
+        if let Some(v) = p.max_events_per_notification {
+            c.max_events_per_notification = v;
+        }
+        if let Some(v) = p.watermark_retention_events {
+            c.watermark_retention_events = v;
+        }
+        if let Some(v) = p.watermark_retention_secs {
+            c.watermark_retention_secs = v;
+        }
+        if let Some(v) = p.folder_events {
+            c.folder_events = v;
+        }
+        if let Some(v) = p.max_subscriptions_per_mailbox {
+            c.max_subscriptions_per_mailbox = v;
+        }
+    });
+    Json(h.push_config())
+}
+
+async fn mailbox_events(State(h): State<SimHandle>, Path(smtp): Path<String>) -> Response {
+    match h.mailbox_events(&smtp) {
+        Ok(events) => Json(json!({ "mailbox": smtp, "events": events })).into_response(),
+        Err(e) => sim_error(e),
+    }
 }

@@ -30,6 +30,50 @@ pub struct SimConfig {
     pub enforce_backoff: bool,
     /// SyncStates kept per folder; older ones are "too old" → ErrorInvalidSyncStateData.
     pub max_sync_states_per_folder: usize,
+    /// Push notifications (docs/ews-simulator.md, "Push notifications").
+    pub push: PushConfig,
+}
+
+/// Push-notification settings. The durations are the time scale: tests shrink them so a
+/// StatusFrequency "minute" or the 30 s first retry pass in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PushConfig {
+    /// Length of one StatusFrequency minute, ms (Exchange: 60 000).
+    pub minute_ms: u64,
+    /// Gap before the first retry of an unanswered notification, ms (Exchange: 30 000); each
+    /// further gap doubles until it would exceed StatusFrequency, then the server stops calling.
+    pub retry_base_ms: u64,
+    /// How long one SendNotification POST may take before it counts as unanswered, ms.
+    pub request_timeout_ms: u64,
+    /// Events per SendNotification; more pending → `MoreEvents` true and another POST.
+    pub max_events_per_notification: usize,
+    /// Events kept per mailbox for resubscription; an older watermark → ErrorInvalidWatermark.
+    pub watermark_retention_events: usize,
+    /// Age (simulator clock) after which events leave the table; Exchange keeps ~30 days.
+    pub watermark_retention_secs: u64,
+    /// Also deliver folder events (CreatedEvent/DeletedEvent of subfolders, ModifiedEvent of a
+    /// folder whose content changed), as Exchange does; off by default so tests see one event
+    /// per item change.
+    pub folder_events: bool,
+    /// Push subscriptions alive per mailbox (Exchange's EWSMaxSubscriptions, default 20);
+    /// one more → ErrorExceededSubscriptionCount.
+    pub max_subscriptions_per_mailbox: usize,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            minute_ms: 60_000,
+            retry_base_ms: 30_000,
+            request_timeout_ms: 30_000,
+            max_events_per_notification: 50,
+            watermark_retention_events: 10_000,
+            watermark_retention_secs: 30 * 24 * 3600,
+            folder_events: false,
+            max_subscriptions_per_mailbox: 20,
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -45,6 +89,7 @@ impl Default for SimConfig {
             strict_anchor: true,
             enforce_backoff: true,
             max_sync_states_per_folder: 64,
+            push: PushConfig::default(),
         }
     }
 }

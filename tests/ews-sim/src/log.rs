@@ -1,4 +1,9 @@
-//! The request log: one record per HTTP request to the EWS endpoint, kept in order.
+//! The request log: one record per HTTP request to the EWS endpoint, kept in order, and one
+//! per SendNotification POST the simulator made to a push subscriber (`Direction::Outgoing`).
+//!
+//! Both share one sequence so a test can see what happened in which order; everything that
+//! counts client calls (`SimHandle::requests`, `count_operation`, `write_calls`…) looks at
+//! incoming records only, so push traffic never changes what a sync is measured to cost.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -16,9 +21,36 @@ pub enum AuthKind {
     Rejected,
 }
 
+/// Who called whom.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// A client's request to the EWS endpoint.
+    #[default]
+    Incoming,
+    /// The simulator's SendNotification POST to a push subscription's URL.
+    Outgoing,
+}
+
+/// What an outgoing notification carried and how it went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PushDelivery {
+    pub subscription_id: String,
+    /// The subscription's URL (the POST's target).
+    pub url: String,
+    /// 1 for the first try of this notification, 2… for its retries.
+    pub attempt: u32,
+    /// Event element names in order (`CreatedEvent`, …, `StatusEvent`).
+    pub events: Vec<String>,
+    /// Why the attempt counts as failed (connection error, HTTP status, unparsable reply).
+    pub error: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RequestRecord {
     pub seq: u64,
+    /// Incoming EWS request or outgoing push notification.
+    pub direction: Direction,
     pub time: DateTime<Utc>,
     /// Impersonated (or implied) target mailbox.
     pub mailbox: Option<String>,
@@ -27,12 +59,14 @@ pub struct RequestRecord {
     pub auth: AuthKind,
     /// `RequestServerVersion/@Version`.
     pub server_version: Option<String>,
-    /// Local name of the first child of soap:Body.
+    /// Local name of the first child of soap:Body (`SendNotification` when outgoing).
     pub operation: Option<String>,
-    /// Items (ids, changes, folders…) in the request.
+    /// Items (ids, changes, folders…) in the request; events in an outgoing notification.
     pub item_count: usize,
+    /// The answer's status; for outgoing records the subscriber's, 0 when none came.
     pub http_status: u16,
-    /// Per-item ResponseCodes, in order (empty for faults and HTTP errors).
+    /// Per-item ResponseCodes, in order (empty for faults and HTTP errors); for outgoing
+    /// records the subscriber's `SubscriptionStatus` (`OK` / `Unsubscribe`).
     pub response_codes: Vec<String>,
     /// ResponseCode of the SOAP fault, if the answer was one.
     pub fault_code: Option<String>,
@@ -42,14 +76,22 @@ pub struct RequestRecord {
     pub backoff_violation: bool,
     /// The raw request body, so tests can validate every request against the XSDs.
     pub body: String,
+    /// Outgoing notifications only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushDelivery>,
 }
 
 impl RequestRecord {
+    pub fn is_incoming(&self) -> bool {
+        self.direction == Direction::Incoming
+    }
+
     /// CreateItem, UpdateItem, DeleteItem, CreateFolder (calls that change the mailbox).
     pub fn is_write(&self) -> bool {
-        matches!(
-            self.operation.as_deref(),
-            Some("CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder" | "DeleteFolder")
-        )
+        self.is_incoming()
+            && matches!(
+                self.operation.as_deref(),
+                Some("CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder" | "DeleteFolder")
+            )
     }
 }

@@ -1,10 +1,10 @@
-//! Standalone simulator: `ews-sim --port 8082 [--seed FILE]`.
+//! Standalone simulator: `ews-sim --port 8082 [--seed FILE] [--push-minute-ms N]`.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use ews_sim::{Credential, Seed, SimConfig, SimHandle};
+use ews_sim::{Credential, PushConfig, Seed, SimConfig, SimHandle};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +33,12 @@ struct Args {
     /// Do not require X-AnchorMailbox to match the impersonated mailbox.
     #[arg(long)]
     lenient_anchor: bool,
+    /// Length of one push StatusFrequency minute, ms (time scale for tests).
+    #[arg(long, default_value_t = 60_000, env = "EWS_SIM_PUSH_MINUTE_MS")]
+    push_minute_ms: u64,
+    /// First retry gap of an unanswered push notification, ms (doubles per retry).
+    #[arg(long, default_value_t = 30_000, env = "EWS_SIM_PUSH_RETRY_BASE_MS")]
+    push_retry_base_ms: u64,
 }
 
 #[tokio::main]
@@ -46,6 +52,11 @@ async fn main() -> anyhow::Result<()> {
         }],
         bearer_tokens: args.token.clone(),
         strict_anchor: !args.lenient_anchor,
+        push: PushConfig {
+            minute_ms: args.push_minute_ms,
+            retry_base_ms: args.push_retry_base_ms,
+            ..PushConfig::default()
+        },
         ..SimConfig::default()
     };
     let handle = SimHandle::new(config);

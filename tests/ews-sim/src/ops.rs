@@ -1,6 +1,7 @@
 //! The EWS operations. Each handler first parses the whole request (schema-level problems
 //! become a SOAP fault for the request, as Exchange validates before it processes), then
 //! processes the items one by one, writing one `…ResponseMessage` per input item in order.
+//! `Subscribe` lives with the rest of push in `push`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -83,6 +84,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteItem",
     "FindItem",
     "SyncFolderItems",
+    "Subscribe",
 ];
 
 /// How many items a request carries (for the log), by operation.
@@ -94,7 +96,7 @@ pub fn item_count(op: &Element) -> usize {
         "CreateFolder" => "Folders",
         "GetFolder" | "DeleteFolder" => "FolderIds",
         "FindItem" | "FindFolder" => "ParentFolderIds",
-        "SyncFolderItems" => return 1,
+        "SyncFolderItems" | "Subscribe" => return 1,
         _ => return 0,
     };
     op.child(list).map(|l| l.children.len()).unwrap_or(0)
@@ -112,6 +114,7 @@ pub fn dispatch(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<O
         "DeleteItem" => delete_item(state, ctx, op),
         "FindItem" => find_item(state, ctx, op),
         "SyncFolderItems" => sync_folder_items(state, ctx, op),
+        "Subscribe" => crate::push::subscribe(state, ctx, op),
         other => Err(OpFault::invalid_request(format!(
             "The request is invalid: operation '{other}' is not supported by the simulator."
         ))),
@@ -119,7 +122,7 @@ pub fn dispatch(state: &mut SimState, ctx: &OpCtx<'_>, op: &Element) -> Result<O
 }
 
 /// Writes `m:ResponseMessages` one message at a time.
-struct Responses {
+pub(crate) struct Responses {
     op: &'static str,
     msg: &'static str,
     xml: String,
@@ -127,7 +130,7 @@ struct Responses {
 }
 
 impl Responses {
-    fn new(op: &'static str, msg: &'static str) -> Self {
+    pub(crate) fn new(op: &'static str, msg: &'static str) -> Self {
         Responses {
             op,
             msg,
@@ -136,7 +139,7 @@ impl Responses {
         }
     }
 
-    fn success(&mut self, payload: &str) {
+    pub(crate) fn success(&mut self, payload: &str) {
         self.xml.push_str(&format!(
             "<m:{m} ResponseClass=\"Success\"><m:ResponseCode>NoError</m:ResponseCode>{payload}</m:{m}>",
             m = self.msg
@@ -145,7 +148,7 @@ impl Responses {
     }
 
     /// `empty` is the payload the schema requires even on errors (`<m:Items/>` for item info).
-    fn error(&mut self, code: &str, text: &str, empty: &str) {
+    pub(crate) fn error(&mut self, code: &str, text: &str, empty: &str) {
         self.xml.push_str(&format!(
             "<m:{m} ResponseClass=\"Error\"><m:MessageText>{t}</m:MessageText><m:ResponseCode>{c}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{empty}</m:{m}>",
             m = self.msg,
@@ -155,7 +158,7 @@ impl Responses {
         self.codes.push(code.to_string());
     }
 
-    fn finish(mut self) -> OpOutput {
+    pub(crate) fn finish(mut self) -> OpOutput {
         self.xml
             .push_str(&format!("</m:ResponseMessages></m:{}Response>", self.op));
         OpOutput {
@@ -206,7 +209,7 @@ fn message_for(code: &str) -> &'static str {
     }
 }
 
-fn mailbox<'s>(state: &'s SimState, ctx: &OpCtx<'_>) -> Result<&'s Mailbox, OpFault> {
+pub(crate) fn mailbox<'s>(state: &'s SimState, ctx: &OpCtx<'_>) -> Result<&'s Mailbox, OpFault> {
     state.store.mailbox(ctx.mailbox).map_err(|_| OpFault {
         code: "ErrorNonExistentMailbox",
         message: format!(
@@ -217,7 +220,7 @@ fn mailbox<'s>(state: &'s SimState, ctx: &OpCtx<'_>) -> Result<&'s Mailbox, OpFa
 }
 
 /// Reads a `t:FolderId` / `t:DistinguishedFolderId` element.
-fn folder_ref(el: &Element) -> Result<FolderRef, OpFault> {
+pub(crate) fn folder_ref(el: &Element) -> Result<FolderRef, OpFault> {
     let id = el
         .attr("Id")
         .ok_or_else(|| OpFault::schema(format!("{} requires an Id attribute", el.name)))?;
@@ -258,7 +261,7 @@ fn shape(op: &Element, name: &str) -> Result<Shape, OpFault> {
     Shape::parse(el).map_err(OpFault::schema)
 }
 
-fn injected<'a>(ctx: &'a OpCtx<'_>, index: usize) -> Option<&'a (String, String)> {
+pub(crate) fn injected<'a>(ctx: &'a OpCtx<'_>, index: usize) -> Option<&'a (String, String)> {
     ctx.item_faults.get(&index)
 }
 

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::config::SimConfig;
 use crate::faults::FaultAction;
-use crate::log::{AuthKind, RequestRecord};
+use crate::log::{AuthKind, Direction, RequestRecord};
 use crate::ops::{self, OpCtx};
 use crate::sim::SimHandle;
 use crate::soap::{self, EXCHANGE_VERSIONS, Fault, Impersonation};
@@ -321,6 +321,7 @@ async fn ews_endpoint(
 ) -> Response {
     let mut rec = RequestRecord {
         seq: 0,
+        direction: Direction::Incoming,
         time: chrono::Utc::now(),
         mailbox: None,
         anchor_mailbox: headers
@@ -337,6 +338,7 @@ async fn ews_endpoint(
         injected: None,
         backoff_violation: false,
         body: String::from_utf8_lossy(&body).into_owned(),
+        push: None,
     };
     let pre = {
         let mut st = handle.lock();

@@ -19,6 +19,38 @@ use crate::seed::{Seed, SeedReport};
 use crate::state::SimState;
 use crate::store::{DeleteType, FolderRef, Store};
 
+/// The locked state; see [`SimHandle::lock`].
+pub(crate) struct StateGuard<'a> {
+    guard: MutexGuard<'a, SimState>,
+    handle: &'a SimHandle,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = SimState;
+    fn deref(&self) -> &SimState {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SimState {
+        &mut self.guard
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        crate::push::settle(&mut self.guard);
+        // Delivery tasks need a runtime; a subscription made outside one (none can be: only
+        // the async EWS endpoint subscribes) would simply start at the next release inside one.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            for id in self.guard.push.take_unstarted() {
+                tokio::spawn(crate::push_delivery::run(self.handle.clone(), id));
+            }
+        }
+    }
+}
+
 /// Cheap, clonable access to the simulator state (also the axum state).
 #[derive(Clone)]
 pub struct SimHandle {
@@ -34,8 +66,15 @@ impl SimHandle {
 
     /// Locks the state. A panic in another holder leaves the data usable for a simulator,
     /// so a poisoned lock is recovered rather than propagated.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SimState> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    ///
+    /// Releasing the guard routes the mailbox events the holder caused to the push
+    /// subscriptions (and starts delivery tasks for new ones): every path that changes a
+    /// mailbox goes through here, so none can forget to notify.
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
+            handle: self,
+        }
     }
 
     // ---- configuration
@@ -45,7 +84,10 @@ impl SimHandle {
     }
 
     pub fn update_config(&self, f: impl FnOnce(&mut SimConfig)) {
-        f(&mut self.lock().config);
+        let mut st = self.lock();
+        f(&mut st.config);
+        // Delivery tasks re-plan with the new push time scale.
+        st.push.wake_all();
     }
 
     // ---- mailboxes and folders
@@ -232,11 +274,7 @@ impl SimHandle {
 
     /// Requests that arrived inside an announced back-off window (should be 0 for a good client).
     pub fn backoff_violations(&self) -> usize {
-        self.lock()
-            .log
-            .iter()
-            .filter(|r| r.backoff_violation)
-            .count()
+        self.count_where(|r| r.backoff_violation)
     }
 
     // ---- sync states
@@ -249,12 +287,28 @@ impl SimHandle {
 
     // ---- request log
 
+    /// The EWS requests clients made, in arrival order (outgoing push notifications are in
+    /// [`SimHandle::notifications`], so client call counts never include them).
     pub fn requests(&self) -> Vec<RequestRecord> {
+        let mut v: Vec<RequestRecord> = self
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.is_incoming())
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| r.seq);
+        v
+    }
+
+    /// Incoming requests and outgoing notifications, interleaved in sequence order.
+    pub fn request_log(&self) -> Vec<RequestRecord> {
         let mut v = self.lock().log.clone();
         v.sort_by_key(|r| r.seq);
         v
     }
 
+    /// Forgets incoming and outgoing records alike.
     pub fn clear_requests(&self) {
         self.lock().log.clear();
     }
@@ -299,8 +353,13 @@ impl SimHandle {
         })
     }
 
+    /// Counts incoming requests matching `pred`.
     pub fn count_where(&self, pred: impl Fn(&RequestRecord) -> bool) -> usize {
-        self.lock().log.iter().filter(|r| pred(r)).count()
+        self.lock()
+            .log
+            .iter()
+            .filter(|r| r.is_incoming() && pred(r))
+            .count()
     }
 
     // ---- whole state
@@ -350,7 +409,9 @@ impl SimHandle {
         serde_json::json!({
             "mailboxes": mailboxes,
             "faults": st.faults,
-            "request_count": st.log.len(),
+            "request_count": st.log.iter().filter(|r| r.is_incoming()).count(),
+            "notification_count": st.log.iter().filter(|r| !r.is_incoming()).count(),
+            "subscriptions": st.push.list(),
         })
     }
 }
@@ -424,5 +485,7 @@ impl Drop for EwsSim {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // A stopped Exchange calls nobody: end the delivery tasks with the server.
+        self.handle.stop_push("simulator stopped");
     }
 }

@@ -1,5 +1,5 @@
 //! Everything the simulator remembers, behind one mutex: configuration, mailboxes, fault
-//! rules, back-off windows, the request log and the issued SyncStates.
+//! rules, back-off windows, the request log, the issued SyncStates and push subscriptions.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -11,6 +11,7 @@ use crate::config::SimConfig;
 use crate::faults::FaultRule;
 use crate::log::RequestRecord;
 use crate::model::{ChangeKey, FolderId, ItemId};
+use crate::push::PushState;
 use crate::store::Store;
 
 /// What a client has seen of a folder at one SyncState: item → ChangeKey it was told.
@@ -93,6 +94,8 @@ pub struct SimState {
     pub log: Vec<RequestRecord>,
     pub next_request_seq: u64,
     pub sync: SyncStates,
+    /// Push subscriptions and their delivery state.
+    pub push: PushState,
 }
 
 impl SimState {
@@ -105,6 +108,10 @@ impl SimState {
 
     /// Back to an empty simulator with the same configuration.
     pub fn reset(&mut self) {
+        // Stop the delivery tasks first: they must not call anyone on behalf of mailboxes
+        // that no longer exist.
+        let now = self.store.seq.now();
+        self.push.stop_all(now, "simulator reset");
         let config = self.config.clone();
         *self = SimState::new(config);
     }

@@ -2,13 +2,16 @@
 //!
 //! Every mutation takes a fresh sequence number; `StoredItem::last_seq` and `deleted_seq`
 //! order the changes that SyncFolderItems reports, and ChangeKeys are derived from it, so a
-//! ChangeKey is unique per modification by construction.
+//! ChangeKey is unique per modification by construction. Every mutation also journals its
+//! notification event (`events`) in the mailbox method that performs it, so EWS operations,
+//! meeting traffic and user actions cannot differ in what push subscribers hear.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{Timelike, Utc};
 
 use crate::error::SimError;
+use crate::events::{EventJournal, EventKind, EventObject, ParentRef};
 use crate::model::{
     ChangeKey, DistinguishedFolder, Folder, FolderId, Item, ItemId, KIND_FOLDER, KIND_ITEM,
     StoredItem, is_well_formed_id, make_change_key, make_id,
@@ -77,6 +80,12 @@ impl Seq {
         let t = Utc::now() + self.clock_offset;
         t.with_nanosecond(0).unwrap_or(t)
     }
+
+    /// The simulator's "now" to the sub-second (for delivery bookkeeping, where retries are
+    /// milliseconds apart under a scaled push time).
+    pub fn now_precise(&self) -> chrono::DateTime<Utc> {
+        Utc::now() + self.clock_offset
+    }
 }
 
 #[derive(Debug)]
@@ -89,6 +98,8 @@ pub struct Mailbox {
     pub deleted_seq: HashMap<ItemId, u64>,
     /// Folders that existed and were deleted: SyncFolderItems on them → ErrorSyncFolderNotFound.
     pub deleted_folders: HashSet<FolderId>,
+    /// Every change, with its watermark: what push subscriptions deliver (`events`).
+    pub events: EventJournal,
 }
 
 impl Mailbox {
@@ -100,6 +111,7 @@ impl Mailbox {
             items: HashMap::new(),
             deleted_seq: HashMap::new(),
             deleted_folders: HashSet::new(),
+            events: EventJournal::default(),
         };
         let mut root = None;
         for d in DistinguishedFolder::ALL {
@@ -209,11 +221,12 @@ impl Mailbox {
         }
         let s = seq.bump();
         let id = FolderId(make_id(KIND_FOLDER, s));
+        let change_key = make_change_key(s);
         self.folders.insert(
             id.clone(),
             Folder {
                 id: id.clone(),
-                change_key: make_change_key(s),
+                change_key: change_key.clone(),
                 parent: Some(parent.clone()),
                 display_name: name.to_string(),
                 folder_class: class.to_string(),
@@ -221,6 +234,11 @@ impl Mailbox {
                 created_seq: s,
             },
         );
+        let object = EventObject::Folder {
+            id: id.clone(),
+            change_key,
+        };
+        self.journal(seq, EventKind::CreatedEvent, object, parent, None);
         Ok(id)
     }
 
@@ -236,6 +254,11 @@ impl Mailbox {
                 id.0
             )));
         }
+        let object = EventObject::Folder {
+            id: id.clone(),
+            change_key: folder.change_key.clone(),
+        };
+        let parent = folder.parent.clone();
         let mut doomed: Vec<FolderId> = vec![id.clone()];
         doomed.extend(
             self.descendant_folders(id)
@@ -256,6 +279,10 @@ impl Mailbox {
                 self.deleted_seq.insert(i, seq.bump());
             }
         }
+        // One event for the folder: Exchange does not report the items that went with it.
+        if let Some(parent) = parent {
+            self.journal(seq, EventKind::DeletedEvent, object, &parent, None);
+        }
         Ok(())
     }
 
@@ -265,6 +292,18 @@ impl Mailbox {
         folder: &FolderId,
         item: Item,
     ) -> (ItemId, ChangeKey) {
+        let (id, ck) = self.insert_item(seq, folder, item);
+        let object = EventObject::Item {
+            id: id.clone(),
+            change_key: ck.clone(),
+        };
+        self.journal(seq, EventKind::CreatedEvent, object, folder, None);
+        self.journal_folder_modified(seq, folder);
+        (id, ck)
+    }
+
+    /// Stores a new item without journalling (callers journal what it means: create or move).
+    fn insert_item(&mut self, seq: &mut Seq, folder: &FolderId, item: Item) -> (ItemId, ChangeKey) {
         let s = seq.bump();
         let id = ItemId(make_id(KIND_ITEM, s));
         let ck = make_change_key(s);
@@ -293,7 +332,14 @@ impl Mailbox {
         stored.last_seq = s;
         stored.change_key = make_change_key(s);
         stored.modified = seq.now();
-        Some(stored.change_key.clone())
+        let change_key = stored.change_key.clone();
+        let folder = stored.folder.clone();
+        let object = EventObject::Item {
+            id: id.clone(),
+            change_key: change_key.clone(),
+        };
+        self.journal(seq, EventKind::ModifiedEvent, object, &folder, None);
+        Some(change_key)
     }
 
     /// Deletes or moves an item. A move gives the item a new id, as EWS does.
@@ -312,13 +358,74 @@ impl Mailbox {
             .distinguished
             .get(&DistinguishedFolder::DeletedItems)
             .cloned();
+        let old = EventObject::Item {
+            id: stored.id.clone(),
+            change_key: stored.change_key.clone(),
+        };
         match (how, deleted_items) {
             (DeleteType::MoveToDeletedItems, Some(target)) if stored.folder != target => {
-                let (new_id, _) = self.create_item(seq, &target, stored.item);
+                // A move, not a delete: the item reappears under a new id, and a subscription
+                // on either folder hears one MovedEvent carrying both ids.
+                let (new_id, new_ck) = self.insert_item(seq, &target, stored.item);
+                let object = EventObject::Item {
+                    id: new_id.clone(),
+                    change_key: new_ck,
+                };
+                let from = self.parent_ref(&stored.folder);
+                self.journal(
+                    seq,
+                    EventKind::MovedEvent,
+                    object,
+                    &target,
+                    Some((old, from)),
+                );
+                self.journal_folder_modified(seq, &stored.folder);
+                self.journal_folder_modified(seq, &target);
                 Ok(Some(new_id))
             }
-            _ => Ok(None),
+            _ => {
+                self.journal(seq, EventKind::DeletedEvent, old, &stored.folder, None);
+                self.journal_folder_modified(seq, &stored.folder);
+                Ok(None)
+            }
         }
+    }
+
+    fn parent_ref(&self, folder: &FolderId) -> ParentRef {
+        ParentRef {
+            id: folder.clone(),
+            change_key: self.folders.get(folder).map(|f| f.change_key.clone()),
+        }
+    }
+
+    /// Appends to the event table, stamped with the simulator clock.
+    fn journal(
+        &mut self,
+        seq: &Seq,
+        kind: EventKind,
+        object: EventObject,
+        parent: &FolderId,
+        old: Option<(EventObject, ParentRef)>,
+    ) {
+        let parent = self.parent_ref(parent);
+        self.events.record(seq.now(), kind, object, parent, old);
+    }
+
+    /// Exchange also reports the folder whose content count changed (a ModifiedEvent with a
+    /// FolderId, in the folder's parent). Journalled always; delivered only when
+    /// `SimConfig::push_folder_events` is on.
+    fn journal_folder_modified(&mut self, seq: &Seq, folder: &FolderId) {
+        let Some(f) = self.folders.get(folder) else {
+            return;
+        };
+        let Some(parent) = f.parent.clone() else {
+            return;
+        };
+        let object = EventObject::Folder {
+            id: f.id.clone(),
+            change_key: f.change_key.clone(),
+        };
+        self.journal(seq, EventKind::ModifiedEvent, object, &parent, None);
     }
 }
 
