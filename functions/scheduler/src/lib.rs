@@ -10,7 +10,7 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use lnsync_core::ports::{Clock, JobQueue, StateStore};
-use lnsync_runtime::config::EnvironmentConfig;
+use lnsync_runtime::config::{EnvironmentConfig, PushSettings};
 use lnsync_runtime::runner::Connector;
 use lnsync_runtime::schedule::{TickReport, TickStatus, tick};
 use serde_json::{Value, json};
@@ -23,6 +23,8 @@ pub struct Scheduler {
     pub queue: Arc<dyn JobQueue>,
     pub connector: Arc<dyn Connector>,
     pub clock: Arc<dyn Clock>,
+    /// Push URL and StatusFrequency: the tick keeps subscriptions alive with them (R33).
+    pub push: PushSettings,
 }
 
 /// A tick failed for some environment; the invocation fails so it shows in the function's
@@ -42,6 +44,7 @@ pub async fn handle(
         scheduler.store.as_ref(),
         scheduler.queue.as_ref(),
         scheduler.connector.as_ref(),
+        &scheduler.push,
         now,
     )
     .await;

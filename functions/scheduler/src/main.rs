@@ -22,6 +22,7 @@ async fn main() -> Result<(), Error> {
         queue: c.queue,
         connector: c.connector,
         clock: Arc::new(SystemClock),
+        push: c.deployment.push.clone(),
     };
     let scheduler = &scheduler;
     lambda_runtime::run(service_fn(

@@ -63,6 +63,7 @@ async fn setup(users: usize) -> Result<Setup, BoxError> {
         queue: queue.clone(),
         connector: Arc::new(live_connector()),
         clock: Arc::new(SystemClock),
+        push: Default::default(),
     };
     Ok(Setup {
         world,

@@ -22,7 +22,8 @@ async fn main() -> Result<(), Error> {
         c.queue,
         c.connector,
         Arc::new(SystemClock),
-    );
+    )
+    .with_push(c.deployment.push.clone());
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(lnsync_worker::handle(worker, event.payload).await)

@@ -64,6 +64,7 @@ impl Setup {
             self.world.store.as_ref(),
             self.queue.as_ref(),
             &live_connector(),
+            &Default::default(),
             chrono::Utc::now(),
         )
         .await

@@ -16,20 +16,22 @@
 //!
 //! R14 (the LN feed once per environment, not per user): see [`FeedCache`].
 
-use crate::config::EnvironmentConfig;
+use crate::config::{EnvironmentConfig, PushSettings};
+use crate::push::subscriptions::{SubscribeError, Subscribed, push_wanted, subscribe_user};
 use crate::runner::{Connector, SyncKind, error_chain};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lnsync_core::error::{Classify, ErrorClass, StoreError};
 use lnsync_core::ids::{EnvironmentId, UserId};
 use lnsync_core::model::{
-    CursorKind, Job, JobKind, LnWatermark, RunCounts, RunOutcome, Settings, SyncUser,
+    CursorKind, Employee, Job, JobKind, LnWatermark, RunCounts, RunOutcome, Settings, SyncUser,
 };
 use lnsync_core::ports::Window;
 use lnsync_core::ports::{Clock, JobQueue, LnGateway, Mailbox, Receipt, StateStore};
 use lnsync_core::service::calendar::CalendarWatermark;
 use lnsync_core::service::{
-    CalendarFeed, CalendarSync, ContactFeed, ContactSync, SyncError, SyncOptions, UserRun,
+    CalendarFeed, CalendarSync, ContactFeed, ContactSync, EventTarget, SyncError, SyncOptions,
+    UserRun,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +44,10 @@ pub const BUSY_RETRY: Duration = Duration::from_secs(30);
 /// How long a done mark suppresses redeliveries. Longer than SQS's 5-minute de-duplication
 /// window and than any visibility timeout, so every redelivery of a completed job finds it.
 pub const JOB_DONE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How old the settings and the directory of sync users and employees a push job uses may be.
+/// A push job must not cost a full LN read each (R14), and who is who changes rarely: a new
+/// sync user waits at most this long to be recognised by push, never by the pull.
+pub const PUSH_READ_MAX_AGE: chrono::Duration = chrono::Duration::minutes(5);
 
 /// A message as the queue delivered it (an SQS record, or an in-process delivery).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,8 +146,16 @@ pub struct FeedCache {
 #[derive(Default)]
 struct EnvEntry {
     settings: Option<(Arc<Settings>, DateTime<Utc>)>,
+    directory: Option<(Arc<Directory>, DateTime<Utc>)>,
     contacts: Option<(Arc<ContactFeed>, DateTime<Utc>)>,
     calendar: Option<(Arc<CalendarFeed>, DateTime<Utc>)>,
+}
+
+/// Who is who in an environment: every sync user and employee (meeting ownership, R5).
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    pub users: Vec<SyncUser>,
+    pub employees: Vec<Employee>,
 }
 
 /// Whether a feed read from `from` holds everything at or after `watermark`.
@@ -233,6 +247,37 @@ impl FeedCache {
         Ok(settings)
     }
 
+    /// The environment's sync users and employees as read at or after `not_before`; a calendar
+    /// feed read since then serves too (it carries both).
+    pub async fn directory(
+        &self,
+        env: &EnvironmentId,
+        ln: &dyn LnGateway,
+        clock: &dyn Clock,
+        not_before: DateTime<Utc>,
+    ) -> Result<Arc<Directory>, SyncError> {
+        let entry = self.entry(env);
+        let mut entry = entry.lock().await;
+        if let Some((d, at)) = &entry.directory
+            && *at >= not_before
+        {
+            return Ok(d.clone());
+        }
+        if let Some((feed, at)) = &entry.calendar
+            && *at >= not_before
+        {
+            return Ok(Arc::new(Directory {
+                users: feed.users.clone(),
+                employees: feed.employees.clone(),
+            }));
+        }
+        let at = clock.now();
+        let (users, employees) = futures::try_join!(ln.sync_users(), ln.employees())?;
+        let d = Arc::new(Directory { users, employees });
+        entry.directory = Some((d.clone(), at));
+        Ok(d)
+    }
+
     /// The environment's contact feed, read at or after `not_before`, from `from` or earlier.
     pub async fn contact_feed(
         &self,
@@ -301,6 +346,8 @@ pub struct Worker {
     pub connector: Arc<dyn Connector>,
     pub clock: Arc<dyn Clock>,
     pub feeds: FeedCache,
+    /// Where Exchange reaches the push endpoint, for `Subscribe` jobs (R31).
+    pub push: PushSettings,
     /// This container's part of every lease holder name, for the logs.
     instance: String,
 }
@@ -322,8 +369,15 @@ impl Worker {
             connector,
             clock,
             feeds: FeedCache::default(),
+            push: PushSettings::default(),
             instance: format!("worker-{}", uuid::Uuid::new_v4().simple()),
         }
+    }
+
+    /// The push settings `Subscribe` jobs use (default: no push URL, so none are made).
+    pub fn with_push(mut self, push: PushSettings) -> Self {
+        self.push = push;
+        self
     }
 
     fn environment(&self, id: &EnvironmentId) -> Option<&EnvironmentConfig> {
@@ -553,10 +607,29 @@ impl Worker {
         }
         match &job.kind {
             JobKind::ContactPull | JobKind::CalendarPull => {}
-            JobKind::SingleEvent { .. } | JobKind::Subscribe => {
-                return JobOutcome::Failed(
-                    "single-event (push) jobs are not handled by this build yet".to_owned(),
-                );
+            // Both re-read current state, so running one twice is harmless and no done mark
+            // is needed: a redelivered notification job makes no write the second time.
+            JobKind::SingleEvent {
+                exchange_id,
+                activity,
+            } => {
+                let target = match (exchange_id, activity) {
+                    (Some(id), _) => EventTarget::Exchange(id.clone()),
+                    (None, Some(key)) => EventTarget::Activity(key.clone()),
+                    (None, None) => {
+                        return JobOutcome::Failed("an event job names no event".to_owned());
+                    }
+                };
+                return match self.single_event(env, job, &target).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => JobOutcome::from_error(&e),
+                };
+            }
+            JobKind::Subscribe => {
+                return match self.subscribe(env, job).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => JobOutcome::classified(e.class(), error_chain(&e)),
+                };
             }
         }
         // A zero-length mark is a test that leaves nothing behind: it fails only while a
@@ -574,6 +647,148 @@ impl Worker {
             Ok(outcome) => outcome,
             Err(e) => JobOutcome::from_error(&e),
         }
+    }
+
+    /// The LN side a push job needs before it can run: the environment's settings (calendar
+    /// sync on?) and who is who, each reused while younger than [`PUSH_READ_MAX_AGE`].
+    async fn push_context(
+        &self,
+        env: &EnvironmentConfig,
+        job: &Job,
+    ) -> Result<Result<(Arc<dyn LnGateway>, Arc<Settings>), JobOutcome>, SyncError> {
+        let ln = match self.connector.ln(env) {
+            Ok(ln) => ln,
+            Err(e) => return Ok(Err(JobOutcome::Failed(e))),
+        };
+        let not_before = job.enqueued_at - PUSH_READ_MAX_AGE;
+        let settings = self
+            .feeds
+            .settings(&job.env, ln.as_ref(), self.clock.as_ref(), not_before)
+            .await?;
+        if !settings.synchronize_activities {
+            return Ok(Err(JobOutcome::Dropped(
+                "Synchronize Activities is off in LN".to_owned(),
+            )));
+        }
+        if let Some(why) = SyncKind::Calendar.unsupported(&settings) {
+            return Ok(Err(JobOutcome::Failed(why.to_owned())));
+        }
+        Ok(Ok((ln, settings)))
+    }
+
+    /// A single-event sync after a push notification (R31): the event's owner (for an LN
+    /// webhook, found now) reconciles just that event, under the calendar lease (R36).
+    async fn single_event(
+        &self,
+        env: &EnvironmentConfig,
+        job: &Job,
+        target: &EventTarget,
+    ) -> Result<JobOutcome, SyncError> {
+        let (ln, settings) = match self.push_context(env, job).await? {
+            Ok(c) => c,
+            Err(outcome) => return Ok(outcome),
+        };
+        let not_before = job.enqueued_at - PUSH_READ_MAX_AGE;
+        let directory = self
+            .feeds
+            .directory(&job.env, ln.as_ref(), self.clock.as_ref(), not_before)
+            .await?;
+        let sync = self.calendar_sync(&job.env);
+        let user = if job.user.is_any() {
+            let EventTarget::Activity(key) = target else {
+                return Ok(JobOutcome::Failed(
+                    "an Exchange event job must name its user".to_owned(),
+                ));
+            };
+            match sync
+                .owner_of_activity(ln.as_ref(), key, &directory.users, &directory.employees)
+                .await?
+            {
+                Some(owner) => owner,
+                None => {
+                    return Ok(JobOutcome::Dropped(format!(
+                        "activity {key} is no sync user's meeting"
+                    )));
+                }
+            }
+        } else {
+            match directory.users.iter().find(|u| u.user == job.user) {
+                Some(u) => u.clone(),
+                None => {
+                    return Ok(JobOutcome::Dropped(format!(
+                        "{} is not a sync user any more",
+                        job.user
+                    )));
+                }
+            }
+        };
+        let mailbox: Arc<dyn Mailbox> = match self.connector.mailbox(env, &settings) {
+            Ok(m) => m,
+            Err(e) => return Ok(JobOutcome::Failed(e)),
+        };
+        let holder = format!("{}/{}", self.instance, uuid::Uuid::new_v4().simple());
+        let run = sync
+            .sync_event(
+                ln.as_ref(),
+                mailbox.as_ref(),
+                &user,
+                target,
+                &directory.users,
+                &directory.employees,
+                &holder,
+            )
+            .await;
+        Ok(run_outcome(run))
+    }
+
+    /// Creates or recreates the user's push subscription (R31, R33).
+    async fn subscribe(
+        &self,
+        env: &EnvironmentConfig,
+        job: &Job,
+    ) -> Result<JobOutcome, SubscribeError> {
+        let (_, settings) = match self.push_context(env, job).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(outcome)) => return Ok(outcome),
+            Err(e) => return Ok(JobOutcome::from_error(&e)),
+        };
+        if !push_wanted(&settings, &self.push) {
+            return Ok(JobOutcome::Dropped(
+                "push is off in LN or this deployment has no push URL".to_owned(),
+            ));
+        }
+        let Some(state) = self.store.user_state(&job.env, &job.user).await? else {
+            return Ok(JobOutcome::Dropped(format!(
+                "{} is not a sync user",
+                job.user
+            )));
+        };
+        let mailbox: Arc<dyn Mailbox> = match self.connector.mailbox(env, &settings) {
+            Ok(m) => m,
+            Err(e) => return Ok(JobOutcome::Failed(e)),
+        };
+        let done = subscribe_user(
+            &job.env,
+            &job.user,
+            &state.mailbox,
+            self.store.as_ref(),
+            self.queue.as_ref(),
+            mailbox.as_ref(),
+            &self.push,
+            self.clock.now(),
+        )
+        .await?;
+        let counts = match done {
+            Subscribed::Kept(_) => RunCounts::default(),
+            Subscribed::Created { .. } => RunCounts {
+                created: 1,
+                ..RunCounts::default()
+            },
+        };
+        Ok(JobOutcome::Done {
+            outcome: RunOutcome::Succeeded,
+            counts,
+        })
     }
 
     /// A contact or calendar pull of one user, with the environment's cached LN reads.
@@ -656,31 +871,36 @@ impl Worker {
             sync.run_user(ln.as_ref(), mailbox.as_ref(), &user, &feed, &holder)
                 .await
         };
-        Ok(match (run.outcome, run.error) {
-            (RunOutcome::Succeeded | RunOutcome::Partial, _) => {
-                // Losing this mark only costs an idle re-run on a redelivery.
-                if let Err(e) = self
-                    .store
-                    .mark_job_done(&job.id, self.clock.now(), JOB_DONE_TTL)
-                    .await
-                {
-                    tracing::warn!(job_id = %job.id, error = %error_chain(&e), "could not mark the job done");
-                }
-                JobOutcome::Done {
-                    outcome: run.outcome,
-                    counts: run.counts,
-                }
-            }
-            (RunOutcome::Busy, _) => JobOutcome::Retry {
-                after: Some(BUSY_RETRY),
-                error: "another run holds this user's lease".to_owned(),
-            },
-            (_, Some(e)) => JobOutcome::from_error(&e),
-            (_, None) => JobOutcome::Retry {
-                after: None,
-                error: "the run failed".to_owned(),
-            },
-        })
+        let outcome = run_outcome(run);
+        if matches!(outcome, JobOutcome::Done { .. })
+            && let Err(e) = self
+                .store
+                .mark_job_done(&job.id, self.clock.now(), JOB_DONE_TTL)
+                .await
+        {
+            // Losing this mark only costs an idle re-run on a redelivery.
+            tracing::warn!(job_id = %job.id, error = %error_chain(&e), "could not mark the job done");
+        }
+        Ok(outcome)
+    }
+}
+
+/// A user's run as a job outcome: a busy lease is retried after [`BUSY_RETRY`].
+fn run_outcome(run: UserRun) -> JobOutcome {
+    match (run.outcome, run.error) {
+        (RunOutcome::Succeeded | RunOutcome::Partial, _) => JobOutcome::Done {
+            outcome: run.outcome,
+            counts: run.counts,
+        },
+        (RunOutcome::Busy, _) => JobOutcome::Retry {
+            after: Some(BUSY_RETRY),
+            error: "another run holds this user's lease".to_owned(),
+        },
+        (_, Some(e)) => JobOutcome::from_error(&e),
+        (_, None) => JobOutcome::Retry {
+            after: None,
+            error: "the run failed".to_owned(),
+        },
     }
 }
 

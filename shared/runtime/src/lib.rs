@@ -10,6 +10,7 @@
 //! - [`scheduled`]: `lnsync run --schedule`: the tick and the worker in one process.
 //! - [`vars`]: the serverless functions' environment variable names, in one place.
 //! - [`deploy`]: those variables validated, and secrets resolved, for a Lambda container.
+//! - [`push`]: the push endpoint (EWS notifications, LN webhook) and subscriptions (R31–R33).
 //! - [`aws`]: AWS clients (Secrets Manager, DynamoDB, SQS) built once per container.
 
 pub mod aws;
@@ -17,6 +18,7 @@ pub mod compose;
 pub mod config;
 pub mod deploy;
 pub mod jobs;
+pub mod push;
 pub mod runner;
 pub mod schedule;
 pub mod scheduled;

@@ -12,12 +12,14 @@
 //! repeated by the next tick with the same deterministic job ids ([`job_id`]), which the queue's
 //! de-duplication drops.
 
-use crate::config::EnvironmentConfig;
+use crate::config::{EnvironmentConfig, PushSettings};
+use crate::push::subscriptions::upkeep;
 use crate::runner::{Connector, error_chain};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use lnsync_core::ids::SubscriptionId;
 use lnsync_core::ids::{EnvironmentId, JobId, UserId};
-use lnsync_core::model::{Job, JobKind, PullInterval, SyncUser, UserState};
+use lnsync_core::model::{Job, JobKind, PullInterval, PushSubscription, SyncUser, UserState};
 use lnsync_core::ports::{JobQueue, StateStore};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -124,14 +126,20 @@ struct Planned {
     tick: EnvironmentTick,
     jobs: Vec<Job>,
     states: Vec<UserState>,
+    /// Push subscriptions to retire (answered `Unsubscribe` from now on) and to forget.
+    retire: Vec<PushSubscription>,
+    forget: Vec<SubscriptionId>,
 }
 
 /// One tick at `now` over every environment of `environments` that is started in the store.
+/// With push configured, it also keeps each active user's push subscription alive (R33, see
+/// [`crate::push::subscriptions`]).
 pub async fn tick(
     environments: &[EnvironmentConfig],
     store: &dyn StateStore,
     queue: &dyn JobQueue,
     connector: &dyn Connector,
+    push: &PushSettings,
     now: DateTime<Utc>,
 ) -> TickReport {
     let mut report = TickReport::default();
@@ -171,7 +179,7 @@ pub async fn tick(
             });
             continue;
         }
-        match plan_environment(env, store, connector, now).await {
+        match plan_environment(env, store, connector, push, now).await {
             Ok(p) => planned.push(p),
             Err(message) => {
                 tracing::error!(env = %env.id, error = %message, "tick failed for the environment");
@@ -212,6 +220,24 @@ pub async fn tick(
             .collect()
             .await;
         let written = results.iter().filter(|r| r.is_ok()).count();
+        let mut results = results;
+        for sub in &p.retire {
+            tracing::info!(env = %sub.env, user = %sub.user, subscription = %sub.id, "push subscription retired");
+            results.push(
+                store
+                    .put_subscription(sub)
+                    .await
+                    .map_err(|e| format!("state store: {}", error_chain(&e))),
+            );
+        }
+        for id in &p.forget {
+            results.push(
+                store
+                    .delete_subscription(&p.tick.env, id)
+                    .await
+                    .map_err(|e| format!("state store: {}", error_chain(&e))),
+            );
+        }
         // The jobs are queued; a lost due time only means the next tick sends the same ids
         // again, which the queue drops inside its de-duplication window.
         let problem = results.into_iter().find_map(Result::err);
@@ -239,6 +265,7 @@ async fn plan_environment(
     env: &EnvironmentConfig,
     store: &dyn StateStore,
     connector: &dyn Connector,
+    push: &PushSettings,
     now: DateTime<Utc>,
 ) -> Result<Planned, String> {
     let ln = connector.ln(env)?;
@@ -262,6 +289,8 @@ async fn plan_environment(
         },
         jobs: Vec::new(),
         states: Vec::new(),
+        retire: Vec::new(),
+        forget: Vec::new(),
     };
     // R4: active users with a mailbox; the others keep their state and get no jobs.
     for user in users
@@ -316,6 +345,14 @@ async fn plan_environment(
             planned.states.push(state);
         }
     }
+    let subscriptions = store
+        .subscriptions(&env.id)
+        .await
+        .map_err(|e| format!("state store: {}", error_chain(&e)))?;
+    let push_upkeep = upkeep(&env.id, &settings, push, &users, subscriptions, now);
+    planned.jobs.extend(push_upkeep.jobs);
+    planned.retire = push_upkeep.retire;
+    planned.forget = push_upkeep.forget;
     planned.tick.jobs = planned.jobs.len();
     Ok(planned)
 }

@@ -72,7 +72,8 @@ pub async fn run_scheduled(
         queue.clone(),
         connector.clone(),
         clock.clone(),
-    );
+    )
+    .with_push(config.push.clone());
     // A batch is what runs at once: one job per user (the queue gives one message per group),
     // as many users as the configuration runs concurrently. Small batches keep a shutdown's
     // wait short; the worker's feed cache still reads each LN feed once per boundary (R14).
@@ -93,6 +94,7 @@ pub async fn run_scheduled(
             store.as_ref(),
             queue.as_ref(),
             connector.as_ref(),
+            &config.push,
             clock.now(),
         )
         .await;
