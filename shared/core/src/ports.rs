@@ -527,67 +527,41 @@ pub trait StateStore: Send + Sync {
 
     /// The environment's push token (the secret part of its EWS notification URL), creating it
     /// from `candidate` if the environment has none. Concurrent callers all get the one token
-    /// that was stored first.
+    /// that was stored first; a stored token is never replaced.
     async fn ensure_push_token(
         &self,
         env: &EnvironmentId,
         candidate: &str,
-    ) -> Result<String, StoreError> {
-        let _ = (env, candidate);
-        Err(StoreError::Corrupt {
-            message: "push tokens are not supported by this store".into(),
-        })
-    }
+    ) -> Result<String, StoreError>;
     /// The environment's push token, if it has one.
-    async fn push_token(&self, env: &EnvironmentId) -> Result<Option<String>, StoreError> {
-        let _ = env;
-        Ok(None)
-    }
+    async fn push_token(&self, env: &EnvironmentId) -> Result<Option<String>, StoreError>;
     /// Inserts or replaces a subscription (by environment and id).
-    async fn put_subscription(&self, sub: &PushSubscription) -> Result<(), StoreError> {
-        let _ = sub;
-        Err(StoreError::Corrupt {
-            message: "push subscriptions are not supported by this store".into(),
-        })
-    }
+    async fn put_subscription(&self, sub: &PushSubscription) -> Result<(), StoreError>;
     async fn subscription(
         &self,
         env: &EnvironmentId,
         id: &SubscriptionId,
-    ) -> Result<Option<PushSubscription>, StoreError> {
-        let _ = (env, id);
-        Ok(None)
-    }
-    /// Every subscription of the environment, active or not.
-    async fn subscriptions(
-        &self,
-        env: &EnvironmentId,
-    ) -> Result<Vec<PushSubscription>, StoreError> {
-        let _ = env;
-        Ok(Vec::new())
-    }
+    ) -> Result<Option<PushSubscription>, StoreError>;
+    /// Every subscription of the environment, active or not, in any order.
+    async fn subscriptions(&self, env: &EnvironmentId)
+    -> Result<Vec<PushSubscription>, StoreError>;
     /// Records a notification: `last_seen` moves to `seen` and, when given, `watermark` is
     /// stored, but only if the subscription exists and `seen` is not older than its
     /// `last_seen` (a late, out-of-order delivery never moves either back). Returns whether it
-    /// was applied.
+    /// was applied; an unknown subscription is `false` and creates nothing.
     async fn touch_subscription(
         &self,
         env: &EnvironmentId,
         id: &SubscriptionId,
         seen: DateTime<Utc>,
         watermark: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let _ = (env, id, seen, watermark);
-        Ok(false)
-    }
+    ) -> Result<bool, StoreError>;
+    /// Removes a subscription; removing an absent one is not an error.
     async fn delete_subscription(
         &self,
         env: &EnvironmentId,
         id: &SubscriptionId,
-    ) -> Result<(), StoreError> {
-        let _ = (env, id);
-        Ok(())
-    }
+    ) -> Result<(), StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------

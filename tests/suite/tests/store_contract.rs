@@ -7,7 +7,7 @@ use lnsync_adapters::dynamo::{
 };
 use lnsync_adapters::sqlite::SqliteStateStore;
 use lnsync_core::ports::StateStore;
-use lnsync_core::testing::MemoryStore;
+use lnsync_core::testing::{CrashingStore, MemoryStore};
 use lnsync_tests::contract::store::run_all;
 use lnsync_tests::moto::{moto, unique_name};
 use std::sync::Arc;
@@ -35,6 +35,15 @@ async fn sqlite_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn core_memory_store() {
     run_all(|| async { Arc::new(MemoryStore::default()) as Arc<dyn StateStore> }).await;
+}
+
+/// `CrashingStore` unarmed must be a transparent wrapper: every method reaches the inner store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn core_crashing_store_unarmed() {
+    run_all(|| async {
+        Arc::new(CrashingStore::new(MemoryStore::default())) as Arc<dyn StateStore>
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -399,6 +399,61 @@ pub(super) fn problem_from(item: &Item) -> Result<ItemProblem, StoreError> {
     })
 }
 
+/// The token attribute of the push token item.
+pub(super) const PUSH_TOKEN: &str = "token";
+
+pub(super) fn push_token_item(env: &EnvironmentId, token: &str) -> Item {
+    ItemBuilder::new(schema::env_pk(env), schema::PUSH_TOKEN_SK, "push-token")
+        .s("env", env.as_str())
+        .s(PUSH_TOKEN, token)
+        .build()
+}
+
+pub(super) fn push_token_from(item: &Item) -> Result<String, StoreError> {
+    ItemReader::new(item, "push token").s(PUSH_TOKEN)
+}
+
+// Attributes of a subscription that `touch_subscription` updates in place.
+pub(super) const SUB_LAST_SEEN: &str = "last_seen";
+pub(super) const SUB_WATERMARK: &str = "watermark";
+
+pub(super) fn subscription_item(s: &PushSubscription) -> Item {
+    ItemBuilder::new(
+        schema::env_pk(&s.env),
+        schema::subscription_sk(&s.id),
+        "subscription",
+    )
+    .s("env", s.env.as_str())
+    .s("id", s.id.as_str())
+    .s("user", s.user.as_str())
+    .s("mailbox", s.mailbox.as_str())
+    .name("backend", &s.backend)
+    .opt_s(SUB_WATERMARK, s.watermark.as_deref())
+    .n("status_frequency_minutes", s.status_frequency_minutes)
+    .ts("created_at", s.created_at)
+    .ts(SUB_LAST_SEEN, s.last_seen)
+    .opt_ts("expires_at", s.expires_at)
+    .bool("active", s.active)
+    .build()
+}
+
+pub(super) fn subscription_from(item: &Item) -> Result<PushSubscription, StoreError> {
+    let r = ItemReader::new(item, "push subscription");
+    Ok(PushSubscription {
+        env: EnvironmentId::new(r.s("env")?),
+        id: SubscriptionId::new(r.s("id")?),
+        user: UserId::new(r.s("user")?),
+        mailbox: MailboxAddress::new(r.s("mailbox")?),
+        backend: r.name("backend")?,
+        watermark: r.opt_s(SUB_WATERMARK)?,
+        status_frequency_minutes: r.u32("status_frequency_minutes")?,
+        created_at: r.ts("created_at")?,
+        last_seen: r.ts(SUB_LAST_SEEN)?,
+        expires_at: r.opt_ts("expires_at")?,
+        active: r.bool("active")?,
+    })
+}
+
 /// The key of an item (for gets and deletes).
 pub(super) fn key(pk: String, sk: String) -> Item {
     HashMap::from([
@@ -485,6 +540,49 @@ mod tests {
         let b = a + chrono::Duration::milliseconds(1);
         assert!(ts(a) < ts(b));
         assert_eq!(ts(a).len(), ts(b).len());
+    }
+
+    fn subscription(watermark: Option<&str>, expires: bool) -> PushSubscription {
+        let t = Utc
+            .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+            .single()
+            .expect("time");
+        PushSubscription {
+            env: EnvironmentId::new("e#1"),
+            user: UserId::new("u"),
+            id: SubscriptionId::new("EwBqAGEAbQ=="),
+            mailbox: MailboxAddress::new("U@example.com"),
+            backend: ExchangeBackend::Ews,
+            watermark: watermark.map(str::to_owned),
+            status_frequency_minutes: 30,
+            created_at: t,
+            last_seen: t + chrono::Duration::nanoseconds(1),
+            expires_at: expires.then_some(t + chrono::Duration::days(3)),
+            active: false,
+        }
+    }
+
+    #[test]
+    fn a_subscription_round_trips_with_and_without_optional_fields() {
+        for s in [
+            subscription(Some("AQAAAA=="), true),
+            subscription(None, false),
+        ] {
+            let item = subscription_item(&s);
+            assert_eq!(subscription_from(&item).expect("decode"), s);
+            assert_eq!(item.contains_key(SUB_WATERMARK), s.watermark.is_some());
+            assert_eq!(item.contains_key("expires_at"), s.expires_at.is_some());
+        }
+    }
+
+    #[test]
+    fn a_subscription_with_an_unknown_backend_is_corrupt() {
+        let mut item = subscription_item(&subscription(None, false));
+        item.insert("backend".into(), AttributeValue::S("Lotus".into()));
+        assert!(matches!(
+            subscription_from(&item),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! The design, item sizes and the consistency trade-offs are in `docs/dynamodb.md`. In short:
 //! per-user data lives in one partition (`U#env#user`) and is read with consistent reads; the
 //! three link lookups other than by LN key go through sparse `KEYS_ONLY` indexes and then a
-//! consistent `BatchGetItem`; every write that decides something (cursor, lease, job mark, link)
-//! is conditional, so two Lambdas racing on one user lose cleanly instead of overwriting.
+//! consistent `BatchGetItem`; every write that decides something (cursor, lease, job mark, push
+//! token, a subscription's `last_seen`) is conditional, so two Lambdas racing lose cleanly
+//! instead of overwriting. Push tokens and subscriptions live in the environment's partition.
 
 mod error;
 mod item;
@@ -866,6 +867,130 @@ impl StateStore for DynamoStateStore {
             )
             .await?;
         items.iter().map(item::problem_from).collect()
+    }
+
+    /// A conditional PutItem (`attribute_not_exists`) decides who creates the token; a loser
+    /// reads the winner's with a consistent read. The token item is never replaced or
+    /// deleted, so that read always finds it.
+    async fn ensure_push_token(
+        &self,
+        env: &EnvironmentId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item::push_token_item(env, candidate)))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(candidate.to_owned()),
+            Err(e) if conditional_failed(&e) => {}
+            Err(e) => return Err(call_error("PutItem", e)),
+        }
+        match self.push_token(env).await? {
+            Some(token) => Ok(token),
+            // Only possible if someone deleted the item between the two calls, outside lnsync:
+            // a caller's retry creates it again.
+            None => Err(StoreError::Conflict {
+                what: format!("push token of {env}"),
+            }),
+        }
+    }
+
+    async fn push_token(&self, env: &EnvironmentId) -> Result<Option<String>, StoreError> {
+        self.get(schema::env_pk(env), schema::PUSH_TOKEN_SK.to_owned())
+            .await?
+            .as_ref()
+            .map(item::push_token_from)
+            .transpose()
+    }
+
+    async fn put_subscription(&self, sub: &PushSubscription) -> Result<(), StoreError> {
+        self.put(item::subscription_item(sub)).await
+    }
+
+    async fn subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<Option<PushSubscription>, StoreError> {
+        self.get(schema::env_pk(env), schema::subscription_sk(id))
+            .await?
+            .as_ref()
+            .map(item::subscription_from)
+            .transpose()
+    }
+
+    async fn subscriptions(
+        &self,
+        env: &EnvironmentId,
+    ) -> Result<Vec<PushSubscription>, StoreError> {
+        let items = self
+            .query_prefix(
+                schema::env_pk(env),
+                schema::SUBSCRIPTION_SK_PREFIX.to_owned(),
+            )
+            .await?;
+        items.iter().map(item::subscription_from).collect()
+    }
+
+    /// One conditional UpdateItem: the item must exist (an update would otherwise create a
+    /// bare item) and its `last_seen` must not be later than `seen`, which fixed-width UTC
+    /// text lets the condition compare as a string.
+    async fn touch_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+        seen: DateTime<Utc>,
+        watermark: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(item::key(
+                schema::env_pk(env),
+                schema::subscription_sk(id),
+            )))
+            .condition_expression("attribute_exists(#pk) AND #seen <= :seen")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#seen", item::SUB_LAST_SEEN)
+            .expression_attribute_values(":seen", AttributeValue::S(item::ts(seen)));
+        let request = match watermark {
+            Some(w) => request
+                .update_expression("SET #seen = :seen, #wm = :wm")
+                .expression_attribute_names("#wm", item::SUB_WATERMARK)
+                .expression_attribute_values(":wm", AttributeValue::S(w.to_owned())),
+            None => request.update_expression("SET #seen = :seen"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(call_error("UpdateItem", e)),
+        }
+    }
+
+    async fn delete_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<(), StoreError> {
+        // Deleting an absent item succeeds in DynamoDB: no condition needed.
+        self.client
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(item::key(
+                schema::env_pk(env),
+                schema::subscription_sk(id),
+            )))
+            .send()
+            .await
+            .map_err(|e| call_error("DeleteItem", e))?;
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 use lnsync_core::error::StoreError;
-use lnsync_core::ids::{EnvironmentId, ExchangeItemId, IcalUid, JobId, UserId};
+use lnsync_core::ids::{EnvironmentId, ExchangeItemId, IcalUid, JobId, SubscriptionId, UserId};
 use lnsync_core::model::{CursorKind, LinkKind, LnKey};
 use std::time::Duration;
 
@@ -120,6 +120,17 @@ pub(super) const RUN_SK_PREFIX: &str = "RUN#";
 
 pub(super) fn run_sk(user: &UserId, kind: LinkKind) -> String {
     format!("{RUN_SK_PREFIX}{}#{}", esc(user.as_str()), kind.as_str())
+}
+
+/// The environment's push token, in the environment's partition: one item, created once.
+pub(super) const PUSH_TOKEN_SK: &str = "PUSH#TOKEN";
+
+/// Push subscriptions live in the environment's partition: a notification names the
+/// environment (its URL) and the subscription (its body), and renewal lists one environment.
+pub(super) const SUBSCRIPTION_SK_PREFIX: &str = "SUB#";
+
+pub(super) fn subscription_sk(id: &SubscriptionId) -> String {
+    format!("{SUBSCRIPTION_SK_PREFIX}{}", esc(id.as_str()))
 }
 
 /// Job-done marks get a partition each: they are written once per job and never listed.
@@ -295,6 +306,27 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, "U#a%23b#c");
         assert_eq!(esc("100%#"), "100%25%23");
+    }
+
+    /// The environment partition is listed by sort-key prefix (users, runs, subscriptions):
+    /// no item type's keys may fall under another type's prefix.
+    #[test]
+    fn environment_partition_prefixes_do_not_overlap() {
+        let id = SubscriptionId::new("USER#x");
+        let keys = [
+            (USER_SK_PREFIX, user_sk(&UserId::new("SUB#x"))),
+            (
+                RUN_SK_PREFIX,
+                run_sk(&UserId::new("SUB#x"), LinkKind::Event),
+            ),
+            (SUBSCRIPTION_SK_PREFIX, subscription_sk(&id)),
+            ("", PUSH_TOKEN_SK.to_owned()),
+        ];
+        for (own, sk) in &keys {
+            for prefix in [USER_SK_PREFIX, RUN_SK_PREFIX, SUBSCRIPTION_SK_PREFIX] {
+                assert_eq!(sk.starts_with(prefix), prefix == *own, "{sk} vs {prefix}");
+            }
+        }
     }
 
     #[test]

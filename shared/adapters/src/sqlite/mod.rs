@@ -274,6 +274,35 @@ fn problem_from_row(row: &Row<'_>) -> rusqlite::Result<ItemProblem> {
     })
 }
 
+const SUB_COLS: &str = "env, sub_id, user_id, mailbox, backend, watermark, \
+                        status_frequency_minutes, created_at, last_seen, expires_at, active";
+
+/// One subscription by its full primary key (a notification names env and id).
+fn subscription_sql() -> String {
+    format!("SELECT {SUB_COLS} FROM push_subscriptions WHERE env = ?1 AND sub_id = ?2")
+}
+
+/// Every subscription of an environment: a range of the primary key.
+fn subscriptions_sql() -> String {
+    format!("SELECT {SUB_COLS} FROM push_subscriptions WHERE env = ?1 ORDER BY sub_id")
+}
+
+fn subscription_from_row(row: &Row<'_>) -> rusqlite::Result<PushSubscription> {
+    Ok(PushSubscription {
+        env: EnvironmentId::new(row.get::<_, String>(0)?),
+        id: SubscriptionId::new(row.get::<_, String>(1)?),
+        user: UserId::new(row.get::<_, String>(2)?),
+        mailbox: MailboxAddress::new(row.get::<_, String>(3)?),
+        backend: row.get::<_, Name<ExchangeBackend>>(4)?.0,
+        watermark: row.get(5)?,
+        status_frequency_minutes: row.get(6)?,
+        created_at: row.get::<_, Ts>(7)?.0,
+        last_seen: row.get::<_, Ts>(8)?.0,
+        expires_at: row.get::<_, Option<Ts>>(9)?.map(|t| t.0),
+        active: row.get(10)?,
+    })
+}
+
 /// The stored spelling of a link kind (its serde name, see `codec`).
 fn kind_name(kind: LinkKind) -> rusqlite::Result<String> {
     text_of(&Name(kind))
@@ -870,6 +899,131 @@ impl StateStore for SqliteStateStore {
         })
         .await
     }
+
+    async fn ensure_push_token(
+        &self,
+        env: &EnvironmentId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        let (env, candidate) = (env.as_str().to_owned(), candidate.to_owned());
+        self.with_conn(move |c| {
+            // Insert-if-absent, then read back in the same transaction: whoever inserted
+            // first (this call, another clone, or another process on the file) wins, and
+            // everyone reads that one token.
+            let tx = c.transaction()?;
+            tx.prepare_cached(
+                "INSERT INTO push_tokens (env, token) VALUES (?1, ?2) \
+                 ON CONFLICT (env) DO NOTHING",
+            )?
+            .execute([&env, &candidate])?;
+            let token = tx
+                .prepare_cached("SELECT token FROM push_tokens WHERE env = ?1")?
+                .query_row([&env], |row| row.get(0))?;
+            tx.commit()?;
+            Ok(token)
+        })
+        .await
+    }
+
+    async fn push_token(&self, env: &EnvironmentId) -> Result<Option<String>, StoreError> {
+        let env = env.as_str().to_owned();
+        self.with_conn(move |c| {
+            c.prepare_cached("SELECT token FROM push_tokens WHERE env = ?1")?
+                .query_row([env], |row| row.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn put_subscription(&self, sub: &PushSubscription) -> Result<(), StoreError> {
+        let s = sub.clone();
+        self.with_conn(move |c| {
+            c.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO push_subscriptions ({SUB_COLS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?
+            .execute(params![
+                s.env.as_str(),
+                s.id.as_str(),
+                s.user.as_str(),
+                s.mailbox.as_str(),
+                Name(s.backend),
+                s.watermark,
+                s.status_frequency_minutes,
+                Ts(s.created_at),
+                Ts(s.last_seen),
+                s.expires_at.map(Ts),
+                s.active,
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<Option<PushSubscription>, StoreError> {
+        let (env, id) = (env.as_str().to_owned(), id.as_str().to_owned());
+        self.with_conn(move |c| {
+            c.prepare_cached(&subscription_sql())?
+                .query_row([env, id], subscription_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn subscriptions(
+        &self,
+        env: &EnvironmentId,
+    ) -> Result<Vec<PushSubscription>, StoreError> {
+        let env = env.as_str().to_owned();
+        self.with_conn(move |c| {
+            c.prepare_cached(&subscriptions_sql())?
+                .query_map([env], subscription_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn touch_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+        seen: DateTime<Utc>,
+        watermark: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let (env, id) = (env.as_str().to_owned(), id.as_str().to_owned());
+        let watermark = watermark.map(str::to_owned);
+        self.with_conn(move |c| {
+            // One statement checks and writes, so two deliveries racing (even from two
+            // processes) can't move last_seen back; fixed-width text compares as time.
+            let changed = c
+                .prepare_cached(
+                    "UPDATE push_subscriptions \
+                     SET last_seen = ?3, watermark = COALESCE(?4, watermark) \
+                     WHERE env = ?1 AND sub_id = ?2 AND last_seen <= ?3",
+                )?
+                .execute(params![env, id, Ts(seen), watermark])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn delete_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<(), StoreError> {
+        let (env, id) = (env.as_str().to_owned(), id.as_str().to_owned());
+        self.with_conn(move |c| {
+            c.prepare_cached("DELETE FROM push_subscriptions WHERE env = ?1 AND sub_id = ?2")?
+                .execute([env, id])?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -1096,5 +1250,88 @@ mod tests {
             .await
             .expect_err("no event_end");
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+
+    /// A file written before push (schema 3) is upgraded in place: its rows stay, and the push
+    /// tables start empty and work.
+    #[tokio::test]
+    async fn a_schema_3_file_is_upgraded_and_keeps_its_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        {
+            let mut conn = Connection::open(&path).expect("raw open");
+            let tx = conn.transaction().expect("tx");
+            for sql in &schema::MIGRATIONS[..3] {
+                tx.execute_batch(sql).expect("v1..v3");
+            }
+            tx.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL); \
+                 INSERT INTO schema_version (version) VALUES (3); \
+                 INSERT INTO environments (env, started, updated_at) \
+                   VALUES ('e', 1, '2026-11-25T10:00:00.000000000Z'); \
+                 INSERT INTO cursors (env, user_id, kind, value, revision) \
+                   VALUES ('e', 'u', 'LnContacts', 'state-7', 7);",
+            )
+            .expect("v3 data");
+            tx.commit().expect("commit");
+        }
+        let store = SqliteStateStore::open(&path).expect("upgrade");
+        let e = EnvironmentId::new("e");
+        assert!(store.environment(&e).await.expect("env").is_some());
+        let cursor = store
+            .cursor(&e, &UserId::new("u"), CursorKind::LnContacts)
+            .await
+            .expect("cursor")
+            .expect("kept");
+        assert_eq!((cursor.value.as_str(), cursor.revision), ("state-7", 7));
+
+        assert_eq!(store.push_token(&e).await.expect("token"), None);
+        assert_eq!(
+            store.ensure_push_token(&e, "t1").await.expect("ensure"),
+            "t1"
+        );
+        assert!(store.subscriptions(&e).await.expect("subs").is_empty());
+        let version: i64 = store
+            .with_conn(|c| c.query_row("SELECT version FROM schema_version", [], |r| r.get(0)))
+            .await
+            .expect("version");
+        assert_eq!(
+            version,
+            i64::try_from(schema::MIGRATIONS.len()).expect("few")
+        );
+    }
+
+    /// Notifications find their subscription by (env, id) and renewal lists one environment:
+    /// both are searches of the primary key, never a scan of every environment's rows.
+    #[tokio::test]
+    async fn subscription_lookups_search_the_primary_key() {
+        let store = SqliteStateStore::open_in_memory().expect("open");
+        let plans = store
+            .with_conn(|c| {
+                let plan = |sql: &str, args: &[&str]| -> rusqlite::Result<String> {
+                    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = stmt
+                        .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                        .map(|v| v.join("; "))
+                };
+                Ok([
+                    plan(&subscription_sql(), &["e", "s"])?,
+                    plan(&subscriptions_sql(), &["e"])?,
+                ])
+            })
+            .await
+            .expect("plans");
+        assert!(
+            plans[0].contains("USING PRIMARY KEY (env=? AND sub_id=?)"),
+            "{}",
+            plans[0]
+        );
+        assert!(
+            plans[1].contains("USING PRIMARY KEY (env=?)"),
+            "{}",
+            plans[1]
+        );
+        assert!(plans.iter().all(|p| !p.contains("SCAN")), "{plans:?}");
     }
 }

@@ -143,8 +143,37 @@ const V3: &str = r#"
 ALTER TABLE cursors ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Migration 4: push (R31–R33), two new tables; existing rows are untouched.
+const V4: &str = r#"
+-- The secret part of each environment's EWS notification URL. Its own table rather than a
+-- column of `environments`: `put_environment` replaces that row whole, and a token must never
+-- change once handed out (live subscriptions post to URLs that carry it).
+CREATE TABLE push_tokens (
+    env   TEXT NOT NULL PRIMARY KEY,
+    token TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Push subscriptions, addressed the way notifications arrive: by environment (from the URL)
+-- and subscription id (from the body). Listed per environment for renewal and the silence
+-- check (R33), a range of the primary key.
+CREATE TABLE push_subscriptions (
+    env                      TEXT    NOT NULL,
+    sub_id                   TEXT    NOT NULL,
+    user_id                  TEXT    NOT NULL,
+    mailbox                  TEXT    NOT NULL,
+    backend                  TEXT    NOT NULL,
+    watermark                TEXT,
+    status_frequency_minutes INTEGER NOT NULL,
+    created_at               TEXT    NOT NULL,
+    last_seen                TEXT    NOT NULL,
+    expires_at               TEXT,
+    active                   INTEGER NOT NULL,
+    PRIMARY KEY (env, sub_id)
+) WITHOUT ROWID;
+"#;
+
 /// Every migration in order; entry `i` takes the schema from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Brings the database up to the latest schema.
 ///

@@ -961,6 +961,8 @@ struct StoreData {
     jobs: HashMap<JobId, DateTime<Utc>>,
     runs: BTreeMap<(EnvironmentId, UserId, LinkKind), RunRecord>,
     problems: BTreeMap<(EnvironmentId, UserId, LinkKind, LnKey), ItemProblem>,
+    push_tokens: BTreeMap<EnvironmentId, String>,
+    subscriptions: BTreeMap<(EnvironmentId, SubscriptionId), PushSubscription>,
 }
 
 impl MemoryStore {
@@ -1279,6 +1281,77 @@ impl StateStore for MemoryStore {
             .cloned()
             .collect())
     }
+    async fn ensure_push_token(
+        &self,
+        env: &EnvironmentId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        Ok(lock(&self.inner)
+            .push_tokens
+            .entry(env.clone())
+            .or_insert_with(|| candidate.to_owned())
+            .clone())
+    }
+    async fn push_token(&self, env: &EnvironmentId) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.inner).push_tokens.get(env).cloned())
+    }
+    async fn put_subscription(&self, sub: &PushSubscription) -> Result<(), StoreError> {
+        lock(&self.inner)
+            .subscriptions
+            .insert((sub.env.clone(), sub.id.clone()), sub.clone());
+        Ok(())
+    }
+    async fn subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<Option<PushSubscription>, StoreError> {
+        Ok(lock(&self.inner)
+            .subscriptions
+            .get(&(env.clone(), id.clone()))
+            .cloned())
+    }
+    async fn subscriptions(
+        &self,
+        env: &EnvironmentId,
+    ) -> Result<Vec<PushSubscription>, StoreError> {
+        Ok(lock(&self.inner)
+            .subscriptions
+            .values()
+            .filter(|s| &s.env == env)
+            .cloned()
+            .collect())
+    }
+    async fn touch_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+        seen: DateTime<Utc>,
+        watermark: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut data = lock(&self.inner);
+        let Some(sub) = data.subscriptions.get_mut(&(env.clone(), id.clone())) else {
+            return Ok(false);
+        };
+        if seen < sub.last_seen {
+            return Ok(false);
+        }
+        sub.last_seen = seen;
+        if let Some(w) = watermark {
+            sub.watermark = Some(w.to_owned());
+        }
+        Ok(true)
+    }
+    async fn delete_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<(), StoreError> {
+        lock(&self.inner)
+            .subscriptions
+            .remove(&(env.clone(), id.clone()));
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1506,5 +1579,49 @@ impl<S: StateStore> StateStore for CrashingStore<S> {
         user: &UserId,
     ) -> Result<Vec<ItemProblem>, StoreError> {
         self.inner.problems(env, user).await
+    }
+    async fn ensure_push_token(
+        &self,
+        env: &EnvironmentId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        self.inner.ensure_push_token(env, candidate).await
+    }
+    async fn push_token(&self, env: &EnvironmentId) -> Result<Option<String>, StoreError> {
+        self.inner.push_token(env).await
+    }
+    async fn put_subscription(&self, sub: &PushSubscription) -> Result<(), StoreError> {
+        self.inner.put_subscription(sub).await
+    }
+    async fn subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<Option<PushSubscription>, StoreError> {
+        self.inner.subscription(env, id).await
+    }
+    async fn subscriptions(
+        &self,
+        env: &EnvironmentId,
+    ) -> Result<Vec<PushSubscription>, StoreError> {
+        self.inner.subscriptions(env).await
+    }
+    async fn touch_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+        seen: DateTime<Utc>,
+        watermark: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .touch_subscription(env, id, seen, watermark)
+            .await
+    }
+    async fn delete_subscription(
+        &self,
+        env: &EnvironmentId,
+        id: &SubscriptionId,
+    ) -> Result<(), StoreError> {
+        self.inner.delete_subscription(env, id).await
     }
 }

@@ -27,7 +27,10 @@
 //! - `put_cursor`: revision 0 creates and returns 1; revision n updates a cursor stored at n and
 //!   returns n + 1; anything else is `StoreError::Conflict` and changes nothing;
 //! - a lease or a done-job id is expired when `now >= acquired_at + ttl`;
-//! - `last_runs` gives the most recently *recorded* run per (user, kind).
+//! - `last_runs` gives the most recently *recorded* run per (user, kind);
+//! - a push token is stored once per environment and never replaced, whoever races to create
+//!   it; `touch_subscription` applies only to an existing subscription and a `seen` no older
+//!   than its `last_seen` (equal applies), and creates nothing otherwise.
 //!
 //! Results with no specified order are sorted here before comparing.
 
@@ -78,6 +81,12 @@ cases!(
     mark_job_done_race_has_one_winner,
     last_runs_are_the_latest_per_user_and_kind,
     problems_put_replace_clear_list,
+    push_token_is_created_once_per_environment,
+    push_token_race_stores_one_token,
+    subscriptions_round_trip_every_field,
+    subscriptions_are_isolated_by_environment,
+    touch_subscription_only_moves_forward,
+    touch_subscription_race_keeps_the_latest,
 );
 
 /// Runs every case, each on a fresh empty store from `make`, and panics listing all failures.
@@ -1350,5 +1359,383 @@ pub async fn problems_put_replace_clear_list(store: Store) {
     assert_eq!(
         store.problems(&env("f"), &u).await.expect("f"),
         vec![other_env]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push (R31–R33)
+// ---------------------------------------------------------------------------------------------
+
+/// A subscription with every optional field set (a Graph one: it expires).
+fn subscription(e: &str, id: &str) -> PushSubscription {
+    PushSubscription {
+        env: env(e),
+        user: user("u"),
+        id: SubscriptionId::new(id),
+        mailbox: MailboxAddress::new("User.One@Example.com"),
+        backend: ExchangeBackend::Graph,
+        watermark: Some(format!("AQAAAEmQ-{e}-{id}")),
+        status_frequency_minutes: 30,
+        created_at: at(-600),
+        last_seen: at(0),
+        expires_at: Some(at(3 * 86_400)),
+        active: true,
+    }
+}
+
+/// An EWS subscription with every optional field empty, already replaced (inactive).
+fn bare_subscription(e: &str, id: &str) -> PushSubscription {
+    PushSubscription {
+        user: user("v"),
+        backend: ExchangeBackend::Ews,
+        watermark: None,
+        status_frequency_minutes: 1,
+        expires_at: None,
+        active: false,
+        ..subscription(e, id)
+    }
+}
+
+async fn sorted_subscriptions(store: &Store, e: &str) -> Vec<PushSubscription> {
+    let mut subs = store.subscriptions(&env(e)).await.expect("subscriptions");
+    subs.sort_by(|a, b| a.id.cmp(&b.id));
+    subs
+}
+
+async fn get_subscription(store: &Store, e: &str, id: &str) -> Option<PushSubscription> {
+    store
+        .subscription(&env(e), &SubscriptionId::new(id))
+        .await
+        .expect("subscription")
+}
+
+pub async fn push_token_is_created_once_per_environment(store: Store) {
+    let (e, f) = (env("e"), env("e#f"));
+    assert_eq!(store.push_token(&e).await.expect("none yet"), None);
+
+    assert_eq!(
+        store
+            .ensure_push_token(&e, "token-1")
+            .await
+            .expect("create"),
+        "token-1"
+    );
+    // A later candidate never replaces the stored token.
+    assert_eq!(
+        store.ensure_push_token(&e, "token-2").await.expect("again"),
+        "token-1"
+    );
+    assert_eq!(
+        store.push_token(&e).await.expect("read"),
+        Some("token-1".to_owned())
+    );
+
+    // Each environment has its own (`e#f` also checks that key escaping keeps them apart).
+    assert_eq!(store.push_token(&f).await.expect("other env"), None);
+    assert_eq!(
+        store
+            .ensure_push_token(&f, "token-f")
+            .await
+            .expect("other env"),
+        "token-f"
+    );
+    assert_eq!(
+        store.push_token(&e).await.expect("read e"),
+        Some("token-1".to_owned())
+    );
+    assert_eq!(
+        store.push_token(&f).await.expect("read f"),
+        Some("token-f".to_owned())
+    );
+}
+
+pub async fn push_token_race_stores_one_token(store: Store) {
+    let n = 8;
+    let barrier = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .ensure_push_token(&env("e"), &format!("candidate-{i}"))
+                    .await
+            })
+        })
+        .collect();
+    let mut tokens = Vec::with_capacity(n);
+    for t in tasks {
+        tokens.push(t.await.expect("task").expect("ensure"));
+    }
+    let first = tokens[0].clone();
+    assert!(tokens.iter().all(|t| *t == first), "{tokens:?}");
+    assert!(
+        (0..n).any(|i| first == format!("candidate-{i}")),
+        "{first} is none of the candidates"
+    );
+    assert_eq!(
+        store.push_token(&env("e")).await.expect("read"),
+        Some(first)
+    );
+}
+
+pub async fn subscriptions_round_trip_every_field(store: Store) {
+    assert!(sorted_subscriptions(&store, "e").await.is_empty());
+    assert_eq!(get_subscription(&store, "e", "sub-1").await, None);
+
+    let full = subscription("e", "sub-1");
+    let bare = bare_subscription("e", "sub-2");
+    store.put_subscription(&full).await.expect("put full");
+    store.put_subscription(&bare).await.expect("put bare");
+    assert_eq!(
+        get_subscription(&store, "e", "sub-1").await,
+        Some(full.clone())
+    );
+    assert_eq!(
+        get_subscription(&store, "e", "sub-2").await,
+        Some(bare.clone())
+    );
+    assert_eq!(
+        sorted_subscriptions(&store, "e").await,
+        vec![full.clone(), bare.clone()]
+    );
+
+    // Put replaces by id, every field (here Some → None and back the other way).
+    let replaced_full = PushSubscription {
+        watermark: None,
+        expires_at: None,
+        active: false,
+        backend: ExchangeBackend::Ews,
+        last_seen: at(5),
+        ..full.clone()
+    };
+    let replaced_bare = PushSubscription {
+        watermark: Some("AQAAAEmQ-new".to_owned()),
+        expires_at: Some(at(86_400)),
+        active: true,
+        status_frequency_minutes: 1440,
+        ..bare.clone()
+    };
+    store
+        .put_subscription(&replaced_full)
+        .await
+        .expect("replace full");
+    store
+        .put_subscription(&replaced_bare)
+        .await
+        .expect("replace bare");
+    assert_eq!(
+        sorted_subscriptions(&store, "e").await,
+        vec![replaced_full.clone(), replaced_bare.clone()]
+    );
+
+    // Delete removes one; deleting it again or an unknown id is not an error.
+    let e = env("e");
+    store
+        .delete_subscription(&e, &SubscriptionId::new("sub-1"))
+        .await
+        .expect("delete");
+    store
+        .delete_subscription(&e, &SubscriptionId::new("sub-1"))
+        .await
+        .expect("delete again");
+    store
+        .delete_subscription(&e, &SubscriptionId::new("sub-404"))
+        .await
+        .expect("delete unknown");
+    assert_eq!(get_subscription(&store, "e", "sub-1").await, None);
+    assert_eq!(sorted_subscriptions(&store, "e").await, vec![replaced_bare]);
+}
+
+pub async fn subscriptions_are_isolated_by_environment(store: Store) {
+    // The same subscription id in two environments is two subscriptions.
+    let in_e = subscription("e", "shared-id");
+    let in_f = bare_subscription("f", "shared-id");
+    let only_e = subscription("e", "only-e");
+    for s in [&in_e, &in_f, &only_e] {
+        store.put_subscription(s).await.expect("put");
+    }
+    assert_eq!(
+        sorted_subscriptions(&store, "e").await,
+        vec![only_e.clone(), in_e.clone()]
+    );
+    assert_eq!(sorted_subscriptions(&store, "f").await, vec![in_f.clone()]);
+    assert_eq!(get_subscription(&store, "f", "only-e").await, None);
+    assert!(sorted_subscriptions(&store, "g").await.is_empty());
+
+    // Touching, or deleting, in one environment leaves the other's alone.
+    assert!(
+        store
+            .touch_subscription(
+                &env("f"),
+                &SubscriptionId::new("shared-id"),
+                at(60),
+                Some("wm-f")
+            )
+            .await
+            .expect("touch f")
+    );
+    store
+        .delete_subscription(&env("f"), &SubscriptionId::new("only-e"))
+        .await
+        .expect("delete absent in f");
+    assert_eq!(sorted_subscriptions(&store, "e").await, vec![only_e, in_e]);
+    store
+        .delete_subscription(&env("e"), &SubscriptionId::new("shared-id"))
+        .await
+        .expect("delete in e");
+    assert_eq!(
+        get_subscription(&store, "f", "shared-id").await,
+        Some(PushSubscription {
+            last_seen: at(60),
+            watermark: Some("wm-f".to_owned()),
+            ..in_f
+        })
+    );
+}
+
+pub async fn touch_subscription_only_moves_forward(store: Store) {
+    let (e, id) = (env("e"), SubscriptionId::new("sub-1"));
+    let sub = subscription("e", "sub-1");
+    store.put_subscription(&sub).await.expect("put");
+
+    // An event with a watermark moves both.
+    assert!(
+        store
+            .touch_subscription(&e, &id, at(10), Some("wm-10"))
+            .await
+            .expect("touch")
+    );
+    let after_event = PushSubscription {
+        last_seen: at(10),
+        watermark: Some("wm-10".to_owned()),
+        ..sub.clone()
+    };
+    assert_eq!(
+        get_subscription(&store, "e", "sub-1").await,
+        Some(after_event.clone())
+    );
+
+    // A status event (no watermark) moves last_seen and keeps the watermark.
+    assert!(
+        store
+            .touch_subscription(&e, &id, at(20), None)
+            .await
+            .expect("status")
+    );
+    let after_status = PushSubscription {
+        last_seen: at(20),
+        ..after_event
+    };
+    assert_eq!(
+        get_subscription(&store, "e", "sub-1").await,
+        Some(after_status.clone())
+    );
+
+    // A late delivery from before is refused and changes nothing.
+    assert!(
+        !store
+            .touch_subscription(&e, &id, at(15), Some("wm-15"))
+            .await
+            .expect("late")
+    );
+    assert!(
+        !store
+            .touch_subscription(&e, &id, at(20) - ChronoDuration::milliseconds(1), None)
+            .await
+            .expect("a millisecond late")
+    );
+    assert_eq!(
+        get_subscription(&store, "e", "sub-1").await,
+        Some(after_status.clone())
+    );
+
+    // The same instant is not older: it applies.
+    assert!(
+        store
+            .touch_subscription(&e, &id, at(20), Some("wm-20"))
+            .await
+            .expect("same instant")
+    );
+    let same_instant = PushSubscription {
+        watermark: Some("wm-20".to_owned()),
+        ..after_status
+    };
+    assert_eq!(
+        get_subscription(&store, "e", "sub-1").await,
+        Some(same_instant.clone())
+    );
+
+    // An unknown subscription (here or in another environment) is not touched, not created.
+    let unknown = SubscriptionId::new("sub-404");
+    assert!(
+        !store
+            .touch_subscription(&e, &unknown, at(30), Some("wm"))
+            .await
+            .expect("unknown")
+    );
+    assert!(
+        !store
+            .touch_subscription(&env("f"), &id, at(30), Some("wm"))
+            .await
+            .expect("other env")
+    );
+    assert_eq!(get_subscription(&store, "e", "sub-404").await, None);
+    assert_eq!(get_subscription(&store, "f", "sub-1").await, None);
+    assert!(sorted_subscriptions(&store, "f").await.is_empty());
+    assert_eq!(sorted_subscriptions(&store, "e").await, vec![same_instant]);
+
+    // A subscription without a watermark keeps none on a status event.
+    let bare = bare_subscription("e", "sub-2");
+    store.put_subscription(&bare).await.expect("put bare");
+    assert!(
+        store
+            .touch_subscription(&e, &bare.id, at(1), None)
+            .await
+            .expect("touch bare")
+    );
+    assert_eq!(
+        get_subscription(&store, "e", "sub-2").await,
+        Some(PushSubscription {
+            last_seen: at(1),
+            ..bare
+        })
+    );
+}
+
+pub async fn touch_subscription_race_keeps_the_latest(store: Store) {
+    let id = SubscriptionId::new("sub-race");
+    let sub = subscription("e", "sub-race");
+    store.put_subscription(&sub).await.expect("put");
+    // Deliveries 1..=8 arrive at once, in whatever order the runtime picks.
+    let n: i64 = 8;
+    let barrier = Arc::new(Barrier::new(n as usize));
+    let tasks: Vec<_> = (1..=n)
+        .map(|i| {
+            let (store, barrier, id) = (Arc::clone(&store), Arc::clone(&barrier), id.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let applied = store
+                    .touch_subscription(&env("e"), &id, at(i), Some(&format!("wm-{i}")))
+                    .await;
+                (i, applied)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (i, applied) = t.await.expect("task");
+        let applied = applied.expect("touch");
+        // The newest is never older than anything stored, so it always applies.
+        if i == n {
+            assert!(applied, "the newest delivery was refused");
+        }
+    }
+    assert_eq!(
+        get_subscription(&store, "e", "sub-race").await,
+        Some(PushSubscription {
+            last_seen: at(n),
+            watermark: Some(format!("wm-{n}")),
+            ..sub
+        })
     );
 }
