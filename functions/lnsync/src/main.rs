@@ -1,5 +1,6 @@
 //! `lnsync`: the single-process runner and administration CLI.
 //!
+//! - `serve`: `run --schedule` plus the push endpoint (EWS notifications, LN webhook).
 //! - `run`: one contact and calendar run for every active user of every started environment;
 //!   `run --schedule` keeps running and pulls each kind on LN's own intervals.
 //! - `env add|start|stop`, `status`, `release-deletions`: administration on the embedded store,
@@ -63,6 +64,23 @@ enum Command {
             long,
             default_value_t = 60,
             requires = "schedule",
+            value_parser = clap::value_parser!(u64).range(1..)
+        )]
+        tick_seconds: u64,
+    },
+    /// `run --schedule` plus the push endpoint: Exchange notifications and LN webhooks sync
+    /// single events at once (R31). Listens on `[push] listen` (default 127.0.0.1:8787);
+    /// `[push] public_url` is where Exchange reaches it, usually through a reverse proxy.
+    Serve {
+        #[arg(long, short, env = "LNSYNC_CONFIG")]
+        config: PathBuf,
+        /// Overrides `[push] listen`.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// How often to look for due users.
+        #[arg(
+            long,
+            default_value_t = 60,
             value_parser = clap::value_parser!(u64).range(1..)
         )]
         tick_seconds: u64,
@@ -215,6 +233,48 @@ impl Globals {
 
 async fn dispatch(command: Command, globals: Globals) -> Result<ExitCode> {
     match command {
+        Command::Serve {
+            config,
+            listen,
+            tick_seconds,
+        } => {
+            let config = load(&config)?;
+            let store: Arc<dyn StateStore> =
+                Arc::new(open_store(&config).context("opening the state store")?);
+            let addr = listen.unwrap_or(config.push.listen);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            let pacing = SchedulePacing {
+                tick_every: std::time::Duration::from_secs(tick_seconds),
+                ..SchedulePacing::default()
+            };
+            match &config.push.public_url {
+                Some(url) => println!(
+                    "lnsync: push endpoint on http://{addr} (Exchange and LN reach it as {url}); pulling on LN's intervals, looking every {tick_seconds} s"
+                ),
+                None => println!(
+                    "lnsync: push endpoint on http://{addr}; no [push] public_url, so no Exchange subscriptions are made (LN webhooks are accepted)"
+                ),
+            }
+            let summary = lnsync_runtime::serve::serve(
+                &config,
+                store,
+                Arc::new(LiveConnector::default()),
+                Arc::new(SystemClock),
+                listener,
+                pacing,
+                shutdown_signal(),
+                print_job,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "lnsync: stopped after {} ticks, {} failed jobs",
+                summary.ticks, summary.failed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             config,
             schedule: true,

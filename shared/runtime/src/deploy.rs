@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use lnsync_core::ids::EnvironmentId;
 use lnsync_core::plan::DeletionGate;
 use lnsync_core::service::SyncOptions;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -106,6 +106,184 @@ fn parse_number<T: std::str::FromStr>(
             None
         }
     }
+}
+
+/// The environment ids of [`vars::ENVIRONMENTS`] (comma-separated), each checked: letters,
+/// digits, `-` and `_` only (they become parts of variable names), none twice.
+pub fn environment_ids(problems: &mut Vec<String>, list: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            problems.push(format!(
+                "{}: environment id {id:?}: use letters, digits, '-' or '_' only",
+                vars::ENVIRONMENTS
+            ));
+        } else if ids.iter().any(|seen| seen == id) {
+            problems.push(format!("{}: {id} is listed twice", vars::ENVIRONMENTS));
+        } else {
+            ids.push(id.to_owned());
+        }
+    }
+    ids
+}
+
+/// Where an environment's settings came from: CloudFormation can only write the JSON form (it
+/// computes values, not variable names), people and older deployments use the variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SettingsForm {
+    Variables,
+    Json,
+}
+
+/// The per-environment settings of the served environments, keyed by the suffixes of
+/// [`vars::env::ALL`], read from either form (see [`crate::vars`]): the environment's object in
+/// [`vars::ENVIRONMENT_SETTINGS`] when it has one, else its `LNSYNC_ENV_<ID>_*` variables.
+///
+/// Every function reads its per-environment values through this, so both forms mean the same
+/// everywhere; [`EnvironmentSettings::name`] names a value as the administrator wrote it, for
+/// error messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvironmentSettings {
+    values: BTreeMap<String, BTreeMap<&'static str, String>>,
+    forms: BTreeMap<String, SettingsForm>,
+}
+
+impl EnvironmentSettings {
+    /// Reads the settings of `ids` through `get`, adding to `problems` (all at once, like the
+    /// rest of the configuration): invalid JSON, an entry that is not an object, an unknown key,
+    /// a value that is not a string or number, an environment in the JSON that `ids` does not
+    /// list, and an environment given in both forms. Empty values count as unset.
+    pub fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+        ids: &[String],
+        problems: &mut Vec<String>,
+    ) -> Self {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let json =
+            get(vars::ENVIRONMENT_SETTINGS).map(|text| parse_settings_json(problems, &text, ids));
+        let unreadable = matches!(json, Some(None));
+        let json = json.flatten().unwrap_or_default();
+        let mut settings = Self::default();
+        for id in ids {
+            // Both forms for one environment would leave two sources of truth that can
+            // silently disagree; which one wins is nobody's guess, so refuse it.
+            let variables: BTreeMap<&'static str, String> = vars::env::ALL
+                .iter()
+                .filter_map(|suffix| get(&vars::env_var(id, suffix)).map(|v| (*suffix, v)))
+                .collect();
+            let (form, values) = match json.get(id) {
+                Some(values) => {
+                    if !variables.is_empty() {
+                        let names: Vec<String> = variables
+                            .keys()
+                            .map(|suffix| vars::env_var(id, suffix))
+                            .collect();
+                        problems.push(format!(
+                            "{}: environment {id} is also configured by {}; use one form",
+                            vars::ENVIRONMENT_SETTINGS,
+                            names.join(", ")
+                        ));
+                    }
+                    (SettingsForm::Json, values.clone())
+                }
+                // The JSON may well have described this environment: reporting each of its
+                // values as missing would bury the one real problem (already reported).
+                None if unreadable && variables.is_empty() => continue,
+                None => (SettingsForm::Variables, variables),
+            };
+            settings.forms.insert(id.clone(), form);
+            settings.values.insert(id.clone(), values);
+        }
+        settings
+    }
+
+    /// Whether `id`'s settings could be read at all (`false` when it has no variables and the
+    /// JSON is not a readable object: that problem is reported already).
+    pub fn contains(&self, id: &str) -> bool {
+        self.values.contains_key(id)
+    }
+
+    /// The value of `suffix` (one of [`vars::env::ALL`]) for environment `id`, if set.
+    pub fn get(&self, id: &str, suffix: &str) -> Option<&str> {
+        self.values.get(id)?.get(suffix).map(String::as_str)
+    }
+
+    /// How the administrator addresses the value: `LNSYNC_ENV_PROD_COMPANY`, or
+    /// `LNSYNC_ENVIRONMENT_SETTINGS[prod].COMPANY` for the JSON form.
+    pub fn name(&self, id: &str, suffix: &str) -> String {
+        match self.forms.get(id) {
+            Some(SettingsForm::Json) => format!("{}[{id}].{suffix}", vars::ENVIRONMENT_SETTINGS),
+            _ => vars::env_var(id, suffix),
+        }
+    }
+}
+
+/// Parses [`vars::ENVIRONMENT_SETTINGS`], reporting every problem; `None` when it is not a JSON
+/// object at all. Entries with problems are still returned with their good values, so that the
+/// missing-value checks that follow report only what is really missing.
+fn parse_settings_json(
+    problems: &mut Vec<String>,
+    text: &str,
+    ids: &[String],
+) -> Option<BTreeMap<String, BTreeMap<&'static str, String>>> {
+    let name = vars::ENVIRONMENT_SETTINGS;
+    let object = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(object)) => object,
+        Ok(_) => {
+            problems.push(format!(
+                "{name}: must be a JSON object keyed by environment id"
+            ));
+            return None;
+        }
+        Err(e) => {
+            // serde_json's message gives line and column, never the text (which holds no
+            // secret, only ARNs, but stays out of logs all the same).
+            problems.push(format!("{name}: not valid JSON: {e}"));
+            return None;
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (id, entry) in object {
+        if !ids.contains(&id) {
+            problems.push(format!(
+                "{name}: environment {id:?} is not listed in {}",
+                vars::ENVIRONMENTS
+            ));
+            continue;
+        }
+        let serde_json::Value::Object(entry) = entry else {
+            problems.push(format!("{name}[{id}]: must be a JSON object"));
+            continue;
+        };
+        let mut values = BTreeMap::new();
+        for (key, value) in entry {
+            let Some(suffix) = vars::env::ALL.iter().find(|s| **s == key) else {
+                problems.push(format!(
+                    "{name}[{id}].{key}: unknown key (known: {})",
+                    vars::env::ALL.join(", ")
+                ));
+                continue;
+            };
+            let value = match value {
+                serde_json::Value::String(s) => s,
+                // `MAX_BACKOFF_SECONDS: 30` written by hand is meant as "30".
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Null => continue,
+                _ => {
+                    problems.push(format!("{name}[{id}].{key}: must be a string"));
+                    continue;
+                }
+            };
+            if !value.trim().is_empty() {
+                values.insert(*suffix, value);
+            }
+        }
+        out.insert(id, values);
+    }
+    Some(out)
 }
 
 impl Deployment {
@@ -227,27 +405,12 @@ impl Deployment {
             ..PushSettings::default()
         };
 
-        let mut environments = Vec::new();
-        let mut seen = BTreeSet::new();
-        for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            if !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                problems.push(format!(
-                    "{}: environment id {id:?}: use letters, digits, '-' or '_' only",
-                    vars::ENVIRONMENTS
-                ));
-                continue;
-            }
-            if !seen.insert(id.to_owned()) {
-                problems.push(format!("{}: {id} is listed twice", vars::ENVIRONMENTS));
-                continue;
-            }
-            if let Some(plan) = Self::environment(&mut problems, id, &get) {
-                environments.push(plan);
-            }
-        }
+        let ids = environment_ids(&mut problems, &ids);
+        let settings = EnvironmentSettings::from_lookup(&get, &ids, &mut problems);
+        let environments = ids
+            .iter()
+            .filter_map(|id| Self::environment(&mut problems, id, &settings))
+            .collect();
         if problems.is_empty() {
             Ok(Self {
                 table,
@@ -266,21 +429,24 @@ impl Deployment {
     fn environment(
         problems: &mut Vec<String>,
         id: &str,
-        get: &impl Fn(&str) -> Option<String>,
+        settings: &EnvironmentSettings,
     ) -> Option<EnvironmentPlan> {
+        if !settings.contains(id) {
+            return None;
+        }
         let before = problems.len();
-        let var = |suffix: &str| vars::env_var(id, suffix);
+        let var = |suffix: &str| settings.name(id, suffix);
+        let get = |suffix: &str| settings.get(id, suffix).map(str::to_owned);
         let mut required = |suffix: &str| {
-            let name = var(suffix);
-            let v = get(&name);
+            let v = get(suffix);
             if v.is_none() {
-                problems.push(format!("{name}: missing (environment {id})"));
+                problems.push(format!("{}: missing (environment {id})", var(suffix)));
             }
             v.unwrap_or_default()
         };
         let company = required(vars::env::COMPANY);
         let ionapi_arn = required(vars::env::IONAPI_SECRET_ARN);
-        let auth = match get(&var(vars::env::EWS_AUTH)).as_deref().unwrap_or("basic") {
+        let auth = match get(vars::env::EWS_AUTH).as_deref().unwrap_or("basic") {
             "basic" => AuthPlan::Basic {
                 username: required(vars::env::EWS_USERNAME),
                 password_arn: required(vars::env::EWS_PASSWORD_SECRET_ARN),
@@ -298,7 +464,7 @@ impl Deployment {
                 }
             }
         };
-        let exchange_url = match get(&var(vars::env::EXCHANGE_URL)).map(|u| url::Url::parse(&u)) {
+        let exchange_url = match get(vars::env::EXCHANGE_URL).map(|u| url::Url::parse(&u)) {
             None => None,
             Some(Ok(u)) if u.scheme() == "https" || u.scheme() == "http" => Some(u),
             Some(Ok(u)) => {
@@ -317,14 +483,14 @@ impl Deployment {
         let max_backoff = parse_number(
             problems,
             &var(vars::env::MAX_BACKOFF_SECONDS),
-            get(&var(vars::env::MAX_BACKOFF_SECONDS)),
+            get(vars::env::MAX_BACKOFF_SECONDS),
         )
         .map_or(DEFAULT_MAX_BACKOFF, Duration::from_secs);
         (problems.len() == before).then(|| EnvironmentPlan {
             id: EnvironmentId::new(id),
             company,
             ionapi_arn,
-            service_path: get(&var(vars::env::LN_SERVICE_PATH)),
+            service_path: get(vars::env::LN_SERVICE_PATH),
             exchange_url,
             auth,
             max_backoff,
@@ -521,6 +687,127 @@ mod tests {
         for p in &e.problems {
             assert!(p.starts_with("LNSYNC_"), "names its variable: {p}");
         }
+    }
+
+    /// `good()` with environment `prod` moved into `LNSYNC_ENVIRONMENT_SETTINGS`, as the
+    /// template writes it (every key present, unused ones empty).
+    fn good_with_prod_as_json() -> HashMap<String, String> {
+        let mut v = good();
+        v.retain(|k, _| !k.starts_with("LNSYNC_ENV_PROD_"));
+        v.insert(
+            "LNSYNC_ENVIRONMENT_SETTINGS".into(),
+            serde_json::json!({
+                "prod": {
+                    "COMPANY": "100",
+                    "IONAPI_SECRET_ARN": "arn:ionapi",
+                    "EWS_AUTH": "basic",
+                    "EWS_USERNAME": "svc",
+                    "EWS_PASSWORD_SECRET_ARN": "arn:pw",
+                    "EWS_TOKEN_SECRET_ARN": "",
+                    "EXCHANGE_URL": "",
+                    "LN_SERVICE_PATH": "",
+                    "MAX_BACKOFF_SECONDS": 10,
+                    "LN_WEBHOOK_SECRET_ARN": "arn:hook"
+                }
+            })
+            .to_string(),
+        );
+        v
+    }
+
+    #[test]
+    fn json_settings_configure_an_environment_exactly_as_its_variables_do() {
+        let by_variables = good();
+        let by_json = good_with_prod_as_json();
+        let a = Deployment::from_lookup(|k| by_variables.get(k).cloned())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // `test-eu` keeps its variables: the form is chosen per environment.
+        let b =
+            Deployment::from_lookup(|k| by_json.get(k).cloned()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.environments, b.environments);
+
+        let ids = vec!["prod".to_owned(), "test-eu".to_owned()];
+        let mut problems = Vec::new();
+        let s = EnvironmentSettings::from_lookup(&|k| by_json.get(k).cloned(), &ids, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            s.get("prod", vars::env::LN_WEBHOOK_SECRET_ARN),
+            Some("arn:hook")
+        );
+        assert_eq!(
+            s.get("prod", vars::env::EXCHANGE_URL),
+            None,
+            "empty is unset"
+        );
+        assert_eq!(s.get("test-eu", vars::env::EWS_AUTH), Some("bearer"));
+        assert_eq!(
+            s.name("prod", "COMPANY"),
+            "LNSYNC_ENVIRONMENT_SETTINGS[prod].COMPANY"
+        );
+        assert_eq!(s.name("test-eu", "COMPANY"), "LNSYNC_ENV_TEST_EU_COMPANY");
+    }
+
+    #[test]
+    fn json_settings_problems_are_all_reported_at_once() {
+        let mut v = good_with_prod_as_json();
+        v.insert(
+            "LNSYNC_ENVIRONMENT_SETTINGS".into(),
+            serde_json::json!({
+                // COMPANY missing; one misspelt key; one value of the wrong type.
+                "prod": {
+                    "IONAPI_SECRET_ARN": "arn:ionapi",
+                    "EWS_USERNAME": "svc",
+                    "EWS_PASSWORD_SECRET_ARN": "arn:pw",
+                    "IONAPI_SECRET": "arn:typo",
+                    "MAX_BACKOFF_SECONDS": true
+                },
+                // Also configured by its LNSYNC_ENV_TEST_EU_* variables.
+                "test-eu": {"COMPANY": "200", "IONAPI_SECRET_ARN": "arn:ionapi",
+                            "EWS_AUTH": "bearer", "EWS_TOKEN_SECRET_ARN": "arn:token"},
+                // Not served.
+                "staging": {"COMPANY": "300"},
+                "broken": "not an object"
+            })
+            .to_string(),
+        );
+        let e = Deployment::from_lookup(|k| v.get(k).cloned())
+            .err()
+            .unwrap_or_else(|| panic!("must fail"));
+        let expected = [
+            "LNSYNC_ENVIRONMENT_SETTINGS[prod].IONAPI_SECRET: unknown key",
+            "LNSYNC_ENVIRONMENT_SETTINGS[prod].MAX_BACKOFF_SECONDS: must be a string",
+            "LNSYNC_ENVIRONMENT_SETTINGS: environment \"staging\" is not listed",
+            "LNSYNC_ENVIRONMENT_SETTINGS: environment \"broken\" is not listed",
+            "LNSYNC_ENVIRONMENT_SETTINGS: environment test-eu is also configured by \
+             LNSYNC_ENV_TEST_EU_COMPANY, LNSYNC_ENV_TEST_EU_EWS_AUTH, \
+             LNSYNC_ENV_TEST_EU_EWS_TOKEN_SECRET_ARN, LNSYNC_ENV_TEST_EU_IONAPI_SECRET_ARN",
+            "LNSYNC_ENVIRONMENT_SETTINGS[prod].COMPANY: missing (environment prod)",
+        ];
+        assert_eq!(e.problems.len(), expected.len(), "{e}");
+        for want in expected {
+            assert!(
+                e.problems.iter().any(|p| p.starts_with(want)),
+                "{want:?} not in {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_json_settings_are_one_problem_not_one_per_value() {
+        let mut v = good_with_prod_as_json();
+        v.insert("LNSYNC_ENVIRONMENT_SETTINGS".into(), "{\"prod\": {".into());
+        let e = Deployment::from_lookup(|k| v.get(k).cloned())
+            .err()
+            .unwrap_or_else(|| panic!("must fail"));
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert!(e.problems[0].starts_with("LNSYNC_ENVIRONMENT_SETTINGS: not valid JSON"));
+
+        v.insert("LNSYNC_ENVIRONMENT_SETTINGS".into(), "[]".into());
+        let e = Deployment::from_lookup(|k| v.get(k).cloned())
+            .err()
+            .unwrap_or_else(|| panic!("must fail"));
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert!(e.problems[0].contains("must be a JSON object"), "{e}");
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //! - [`schedule`]: the scheduler's tick: due users → jobs on the queue (R3, R6, R7).
 //! - [`jobs`]: the worker: runs queued jobs with per-message outcomes (R14, R34–R37).
 //! - [`scheduled`]: `lnsync run --schedule`: the tick and the worker in one process.
+//! - [`serve`]: `lnsync serve`: the scheduled loop plus the push endpoint on a local port.
 //! - [`vars`]: the serverless functions' environment variable names, in one place.
 //! - [`deploy`]: those variables validated, and secrets resolved, for a Lambda container.
 //! - [`push`]: the push endpoint (EWS notifications, LN webhook) and subscriptions (R31–R33).
@@ -22,5 +23,6 @@ pub mod push;
 pub mod runner;
 pub mod schedule;
 pub mod scheduled;
+pub mod serve;
 pub mod telemetry;
 pub mod vars;

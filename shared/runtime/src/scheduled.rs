@@ -15,14 +15,17 @@ use crate::config::Config;
 use crate::jobs::{InboundMessage, JobOutcome, Worker};
 use crate::runner::{Connector, SyncKind, error_chain};
 use crate::schedule;
+use async_trait::async_trait;
 use futures::FutureExt;
 use lnsync_adapters::memqueue::{InMemoryQueue, InMemoryQueueConfig};
+use lnsync_core::error::QueueError;
 use lnsync_core::model::Job;
-use lnsync_core::ports::{Clock, JobQueue, StateStore};
+use lnsync_core::ports::{Clock, Delivery, JobQueue, Receipt, StateStore};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// What a scheduled process did until it stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,7 +67,83 @@ pub async fn run_scheduled(
     shutdown: impl Future<Output = ()>,
     on_job: impl Fn(&Job, &JobOutcome),
 ) -> ScheduleSummary {
-    let queue = Arc::new(InMemoryQueue::new(pacing.queue));
+    let intake = Intake::new(pacing.queue);
+    run_scheduled_with(
+        config, store, &intake, connector, clock, pacing, shutdown, on_job,
+    )
+    .await
+}
+
+/// The in-process queue of a scheduled process and what wakes its worker between ticks: jobs
+/// enqueued through [`Intake::queue`] (by the push endpoint of `lnsync serve`) run at once
+/// instead of at the next tick.
+pub struct Intake {
+    queue: Arc<InMemoryQueue>,
+    wake: Arc<Notify>,
+}
+
+impl Intake {
+    pub fn new(config: InMemoryQueueConfig) -> Self {
+        Self {
+            queue: Arc::new(InMemoryQueue::new(config)),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The queue as producers see it: every enqueue wakes the worker.
+    pub fn queue(&self) -> Arc<dyn JobQueue> {
+        Arc::new(WakingQueue {
+            inner: self.queue.clone(),
+            wake: self.wake.clone(),
+        })
+    }
+}
+
+/// A queue that wakes the scheduled loop after each enqueue.
+struct WakingQueue {
+    inner: Arc<InMemoryQueue>,
+    wake: Arc<Notify>,
+}
+
+#[async_trait]
+impl JobQueue for WakingQueue {
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        self.inner.enqueue(jobs).await?;
+        // `notify_one` stores a permit when nobody waits, so a job enqueued while a batch runs
+        // is picked up right after it.
+        self.wake.notify_one();
+        Ok(())
+    }
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive(max, wait).await
+    }
+    async fn complete(&self, receipt: &Receipt) -> Result<(), QueueError> {
+        self.inner.complete(receipt).await
+    }
+    async fn retry_later(&self, receipt: &Receipt, delay: Duration) -> Result<(), QueueError> {
+        self.inner.retry_later(receipt, delay).await?;
+        Ok(())
+    }
+    async fn dead_letters(&self) -> Result<Vec<Job>, QueueError> {
+        self.inner.dead_letters().await
+    }
+}
+
+/// [`run_scheduled`] over a given intake (so `lnsync serve` can hand its queue to the push
+/// endpoint).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_scheduled_with(
+    config: &Config,
+    store: Arc<dyn StateStore>,
+    intake: &Intake,
+    connector: Arc<dyn Connector>,
+    clock: Arc<dyn Clock>,
+    pacing: SchedulePacing,
+    shutdown: impl Future<Output = ()>,
+    on_job: impl Fn(&Job, &JobOutcome),
+) -> ScheduleSummary {
+    let queue = intake.queue.clone();
+    let wake = intake.wake.clone();
     let worker = Worker::new(
         config.environments.clone(),
         config.sync.clone(),
@@ -84,22 +163,26 @@ pub async fn run_scheduled(
     let mut dead_letters = 0usize;
     tokio::pin!(shutdown);
     'ticks: loop {
-        tokio::select! {
+        let ticked = tokio::select! {
             biased;
             () = &mut shutdown => break 'ticks,
-            _ = interval.tick() => {}
+            _ = interval.tick() => true,
+            // Pushed jobs run now; the tick keeps its own time.
+            () = wake.notified() => false,
+        };
+        if ticked {
+            let report = schedule::tick(
+                &config.environments,
+                store.as_ref(),
+                queue.as_ref(),
+                connector.as_ref(),
+                &config.push,
+                clock.now(),
+            )
+            .await;
+            summary.ticks += 1;
+            tracing::debug!(jobs = report.jobs(), "tick");
         }
-        let report = schedule::tick(
-            &config.environments,
-            store.as_ref(),
-            queue.as_ref(),
-            connector.as_ref(),
-            &config.push,
-            clock.now(),
-        )
-        .await;
-        summary.ticks += 1;
-        tracing::debug!(jobs = report.jobs(), "tick");
 
         // Drain what is deliverable now; failed jobs come back after their visibility timeout,
         // at a later tick.

@@ -1,9 +1,14 @@
 //! The environment variables of the serverless functions, by exact name, in one place so the
 //! IaC template (`infra/`) can be checked against them. Parsed and validated by [`crate::deploy`].
 //!
-//! Per-environment variables are `LNSYNC_ENV_<ID>_<SUFFIX>`, where `<ID>` is the environment id
-//! upper-cased with `-` turned into `_` ([`env_var`]). Secrets are never values of these
-//! variables, only the ARNs of AWS Secrets Manager secrets (R3).
+//! Per-environment settings come in one of two forms, chosen per environment:
+//! - variables `LNSYNC_ENV_<ID>_<SUFFIX>`, where `<ID>` is the environment id upper-cased with
+//!   `-` turned into `_` ([`env_var`]);
+//! - one variable [`ENVIRONMENT_SETTINGS`] holding a JSON object keyed by environment id, each
+//!   value an object keyed by the same suffixes ([`env::ALL`]). This is the form a
+//!   CloudFormation template can write: it computes values, never variable names.
+//!
+//! Secrets are never values of these variables, only the ARNs of AWS Secrets Manager secrets (R3).
 //!
 //! The AWS SDK reads its own standard variables (`AWS_REGION`, credentials, and
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` to point at a local emulator such as moto).
@@ -18,6 +23,10 @@ pub const DLQ_URL: &str = "LNSYNC_DLQ_URL";
 pub const ENVIRONMENTS: &str = "LNSYNC_ENVIRONMENTS";
 /// Log filter (`tracing` env-filter syntax), e.g. `lnsync=debug`; default `info`.
 pub const LOG: &str = "LNSYNC_LOG";
+/// Per-environment settings as one JSON object, `{"prod": {"COMPANY": "100", ...}}`, keyed by
+/// the suffixes of [`env::ALL`] (see the module docs). An environment found here must not also
+/// have `LNSYNC_ENV_<ID>_*` variables.
+pub const ENVIRONMENT_SETTINGS: &str = "LNSYNC_ENVIRONMENT_SETTINGS";
 
 /// Optional tunables; defaults as in `lnsync.toml`'s `[sync]`.
 pub const USER_CONCURRENCY: &str = "LNSYNC_USER_CONCURRENCY";
@@ -66,7 +75,8 @@ pub mod env {
     /// environment's LN webhooks are refused.
     pub const LN_WEBHOOK_SECRET_ARN: &str = "LN_WEBHOOK_SECRET_ARN";
 
-    /// Every suffix, for template checks.
+    /// Every suffix, for template checks; also the only keys [`super::ENVIRONMENT_SETTINGS`]
+    /// accepts.
     pub const ALL: [&str; 10] = [
         COMPANY,
         IONAPI_SECRET_ARN,
@@ -82,12 +92,13 @@ pub mod env {
 }
 
 /// Every global variable, for template checks.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 18] = [
     TABLE,
     QUEUE_URL,
     DLQ_URL,
     ENVIRONMENTS,
     LOG,
+    ENVIRONMENT_SETTINGS,
     USER_CONCURRENCY,
     LEASE_SECONDS,
     MAX_DELETIONS,
