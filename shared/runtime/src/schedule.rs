@@ -209,18 +209,20 @@ pub async fn tick(
     for mut p in planned {
         // Concurrently: a tick's time grows with its due users, and each write is one round
         // trip (1,000 sequential PutItems would take most of a Lambda timeout).
-        let results: Vec<Result<(), String>> = futures::stream::iter(&p.states)
-            .map(|state| async move {
-                store
-                    .put_user_state(state)
-                    .await
-                    .map_err(|e| format!("state store: {}", error_chain(&e)))
-            })
+        // The writes are built before they are streamed: a closure returning a future that
+        // borrows its argument makes the whole tick non-`Send` (a higher-ranked lifetime rustc
+        // cannot prove), and `lnsync serve` runs the tick inside a spawned task.
+        let writes: Vec<_> = p
+            .states
+            .iter()
+            .map(|state| store.put_user_state(state))
+            .collect();
+        let mut results: Vec<Result<(), String>> = futures::stream::iter(writes)
             .buffer_unordered(STATE_WRITE_CONCURRENCY)
+            .map(|r| r.map_err(|e| format!("state store: {}", error_chain(&e))))
             .collect()
             .await;
         let written = results.iter().filter(|r| r.is_ok()).count();
-        let mut results = results;
         for sub in &p.retire {
             tracing::info!(env = %sub.env, user = %sub.user, subscription = %sub.id, "push subscription retired");
             results.push(

@@ -1,0 +1,809 @@
+//! Push end to end through `lnsync serve` (R31–R33): the EWS simulator's real push callbacks
+//! and the LN simulator's signed webhooks reach the push endpoint on a local port, which
+//! queues single-event jobs that the process's worker runs at once. The scheduled loop ticks
+//! only when a test wants it to, so a change that arrives in the other system arrived by push.
+//!
+//! Scenarios (scenarios.md): 25 (an Exchange edit reaches LN, an LN edit reaches Exchange,
+//! without a pull; our own writes' echoes write nothing), 26 (notifications lost: the next
+//! pull applies everything), 27 (a silent subscription is recreated by the tick and resumes
+//! from its watermark; an expired watermark falls back to a fresh subscription and a pull;
+//! push turned off or the environment stopped → `Unsubscribe`), 28 and 34 (unknown
+//! subscription, bad token, bad LN signature, oversized body, DOCTYPE, malformed bodies: 4xx,
+//! nothing queued, and the endpoint keeps serving).
+
+use chrono::Duration;
+use ews_sim::{EventEdit, NewEvent};
+use lnsync_adapters::ln::webhook;
+use lnsync_core::ids::EnvironmentId;
+use lnsync_core::model::{EnvironmentState, Job, PushSubscription};
+use lnsync_core::ports::{Clock, StateStore};
+use lnsync_core::secret::Secret;
+use lnsync_runtime::config::{Config, SecretSource};
+use lnsync_runtime::jobs::JobOutcome;
+use lnsync_runtime::scheduled::SchedulePacing;
+use lnsync_tests::calendar_world::CalendarWorld;
+use lnsync_tests::harness::{BoxError, TestResult};
+use serde_json::json;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+const HOOK_SECRET: &str = "ln-webhook-secret-for-tests";
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A calendar world with `lnsync serve` running over it.
+struct Served {
+    cal: Arc<CalendarWorld>,
+    base: String,
+    jobs: Arc<Mutex<Vec<(Job, JobOutcome)>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl Served {
+    /// Three users; LN pushes to the endpoint; `tick` is the scheduled loop's period.
+    async fn start(
+        tick: std::time::Duration,
+        seed: impl FnOnce(&CalendarWorld) -> TestResult,
+    ) -> Result<Self, BoxError> {
+        let cal = CalendarWorld::start(3).await?;
+        // Pulls are daily, so none is due while a test runs: what changes arrived by push.
+        cal.world.ln.store().set_settings(
+            &cal.company,
+            serde_json::from_value(json!({
+                "calendarPullInterval": {"value": 1, "unit": "Days"},
+                "contactPullInterval": {"value": 1, "unit": "Days"},
+                "synchronizeContacts": false,
+            }))?,
+        )?;
+        seed(&cal)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        cal.world.ln.store().enable_webhook(
+            &cal.company,
+            &format!("{base}/ln/prod"),
+            HOOK_SECRET,
+        )?;
+        let mut config: Config = cal.world.config.clone();
+        config.sync = cal.options.clone();
+        config.push.public_url = Some(url::Url::parse(&base)?);
+        config.push.status_frequency_minutes = 1;
+        for env in &mut config.environments {
+            env.ln.webhook_secret = Some(SecretSource::Value(Secret::new(HOOK_SECRET)));
+        }
+        let cal = Arc::new(cal);
+        let jobs: Arc<Mutex<Vec<(Job, JobOutcome)>>> = Arc::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = {
+            let cal = cal.clone();
+            let jobs = jobs.clone();
+            tokio::spawn(async move {
+                let clock: Arc<dyn Clock> = Arc::new(ClockOf(cal.clone()));
+                lnsync_runtime::serve::serve(
+                    &config,
+                    cal.world.store.clone(),
+                    Arc::new(lnsync_tests::harness::live_connector()),
+                    clock,
+                    listener,
+                    SchedulePacing {
+                        tick_every: tick,
+                        ..SchedulePacing::default()
+                    },
+                    async move {
+                        let _ = stopped.await;
+                    },
+                    move |job: &Job, outcome: &JobOutcome| {
+                        jobs.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((job.clone(), outcome.clone()));
+                    },
+                )
+                .await
+                .map(|_| ())
+            })
+        };
+        let served = Self {
+            cal,
+            base,
+            jobs,
+            stop: Some(stop),
+            server: Some(server),
+        };
+        // The first tick pulls everything and subscribes every user.
+        served
+            .wait("every user subscribed", || async {
+                Ok(served.active_subscriptions().await?.len() == 3)
+            })
+            .await?;
+        served
+            .wait("the first pull and subscribe jobs done", || async {
+                Ok(served.count("subscribe") == 3 && served.count("calendar") == 3)
+            })
+            .await?;
+        served.settle().await?;
+        Ok(served)
+    }
+
+    /// Waits until no job has run for a while: the echoes of the last writes (LN's webhooks
+    /// of our own LN writes, Exchange's notifications of our own Exchange writes) are done.
+    async fn settle(&self) -> TestResult {
+        let quiet = std::time::Duration::from_millis(700);
+        let deadline = Instant::now() + WAIT;
+        let mut seen = self.job_count();
+        let mut since = Instant::now();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let now = self.job_count();
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+            } else if since.elapsed() >= quiet {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("jobs kept running: {:?}", self.kinds()).into());
+            }
+        }
+    }
+
+    fn env(&self) -> EnvironmentId {
+        EnvironmentId::new("prod")
+    }
+
+    async fn active_subscriptions(&self) -> Result<Vec<PushSubscription>, BoxError> {
+        Ok(self
+            .cal
+            .world
+            .store
+            .subscriptions(&self.env())
+            .await?
+            .into_iter()
+            .filter(|s| s.active)
+            .collect())
+    }
+
+    async fn subscription_of(&self, user: &str) -> Result<PushSubscription, BoxError> {
+        self.active_subscriptions()
+            .await?
+            .into_iter()
+            .find(|s| s.user.as_str() == user)
+            .ok_or_else(|| format!("{user} has no active subscription").into())
+    }
+
+    /// Labels of the jobs run so far, in order.
+    fn kinds(&self) -> Vec<&'static str> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(j, _)| j.kind.label())
+            .collect()
+    }
+
+    /// How many jobs of one kind ran so far.
+    fn count(&self, kind: &str) -> usize {
+        self.kinds().iter().filter(|k| **k == kind).count()
+    }
+
+    fn job_count(&self) -> usize {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Jobs run after the first `from`, as (label, user, outcome is success).
+    fn jobs_since(&self, from: usize) -> Vec<(&'static str, String, bool)> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)[from..]
+            .iter()
+            .map(|(j, o)| (j.kind.label(), j.user.to_string(), o.is_success()))
+            .collect()
+    }
+
+    async fn wait<F, Fut>(&self, what: &str, mut ready: F) -> TestResult
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, BoxError>>,
+    {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if ready().await? {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "timed out waiting for: {what}\njobs: {:?}\nsubscriptions: {:#?}",
+                    self.kinds(),
+                    self.cal.world.ews.subscriptions()
+                )
+                .into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    fn ln_subject(&self, key: &str) -> Option<String> {
+        self.cal
+            .ln_activity(key)
+            .and_then(|a| a.record.data.subject.clone())
+    }
+
+    fn exchange_subject(&self, user: &str, uid: &str) -> Option<String> {
+        self.cal
+            .events(user)
+            .into_iter()
+            .find(|e| e.uid == uid)
+            .and_then(|e| e.subject)
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<u16, BoxError> {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        Ok(req.send().await?.status().as_u16())
+    }
+
+    async fn stop(mut self) -> TestResult {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await??;
+        }
+        Ok(())
+    }
+}
+
+/// The world's simulated clock, shared with the serve task.
+struct ClockOf(Arc<CalendarWorld>);
+
+impl Clock for ClockOf {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.now()
+    }
+}
+
+fn unix_now() -> String {
+    chrono::Utc::now().timestamp().to_string()
+}
+
+fn signed(body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            webhook::SIGNATURE_HEADER,
+            webhook::sign(HOOK_SECRET.as_bytes(), body.as_bytes()),
+        ),
+        (webhook::TIMESTAMP_HEADER, unix_now()),
+        ("content-type", "application/json".into()),
+    ]
+}
+
+fn send_notification(subscription: &str, item: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+<soap:Body><m:SendNotification><m:ResponseMessages><m:SendNotificationResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>
+<m:Notification><t:SubscriptionId>{subscription}</t:SubscriptionId><t:PreviousWatermark>AQ==</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents>
+<t:ModifiedEvent><t:Watermark>AR==</t:Watermark><t:TimeStamp>2027-03-01T10:00:00Z</t:TimeStamp><t:ItemId Id="{item}" ChangeKey="CK"/><t:ParentFolderId Id="cal"/></t:ModifiedEvent>
+</m:Notification></m:SendNotificationResponseMessage></m:ResponseMessages></m:SendNotification></soap:Body></soap:Envelope>"#
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scenario_25_edits_arrive_by_push_without_a_pull() -> TestResult {
+    let keys = Arc::new(Mutex::new(None));
+    let k = keys.clone();
+    let s = Served::start(std::time::Duration::from_secs(3600), move |cal| {
+        let meeting = cal.ln_meeting("Planning", cal.at(2, 10), "alice", &["bob"])?;
+        let mut dentist = NewEvent::new(
+            "Dentist",
+            cal.at(3, 9).naive_utc(),
+            cal.at(3, 10).naive_utc(),
+        );
+        dentist.send = false;
+        let created = cal.user_creates("carol", dentist)?;
+        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some((meeting, created));
+        Ok(())
+    })
+    .await?;
+    let (meeting, dentist) = keys
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .ok_or("seeded")?;
+    let cal = s.cal.clone();
+    let dentist_key = cal
+        .ln_activities()
+        .into_iter()
+        .find(|a| a.record.data.external_reference.as_deref() == Some(dentist.uid.as_str()))
+        .map(|a| a.record.data.activity.clone())
+        .ok_or("the pull created carol's dentist in LN")?;
+
+    // Exchange → LN: carol renames her appointment in Outlook.
+    let before = s.job_count();
+    cal.world.clear_logs();
+    cal.user_edits(
+        "carol",
+        &dentist.id,
+        EventEdit {
+            subject: Some("Dentist (moved)".into()),
+            ..EventEdit::default()
+        },
+    )?;
+    s.wait("the Outlook edit in LN", || async {
+        Ok(s.ln_subject(&dentist_key).as_deref() == Some("Dentist (moved)"))
+    })
+    .await?;
+    // Echoes settle: LN's webhook of our own write comes back as a job that writes nothing.
+    s.settle().await?;
+    let ran = s.jobs_since(before);
+    assert!(
+        ran.iter().all(|(kind, _, ok)| *kind == "event" && *ok),
+        "only single-event jobs ran, all fine: {ran:?}"
+    );
+    assert!(
+        ran.iter().any(|(_, user, _)| user == "carol"),
+        "carol's push job ran: {ran:?}"
+    );
+    assert_eq!(
+        cal.ews_writes(),
+        0,
+        "the LN write's echo wrote nothing to Exchange"
+    );
+    assert_eq!(cal.ln_calls("PATCH", "Activities"), 1, "{}", cal.ln_log());
+    for user in ["alice", "bob", "carol"] {
+        let ops = cal.ews_ops(user);
+        assert_eq!(
+            ops.get("SyncFolderItems"),
+            None,
+            "no pull for {user}: {ops:?}"
+        );
+        assert_eq!(ops.get("CalendarView"), None, "no pull for {user}: {ops:?}");
+    }
+
+    // LN → Exchange: the LN meeting is renamed; the webhook brings it to alice's meeting and,
+    // as Exchange delivers updates, to bob's copy.
+    let uid = cal
+        .events("alice")
+        .into_iter()
+        .find(|e| e.subject.as_deref() == Some("Planning"))
+        .map(|e| e.uid)
+        .ok_or("the pull created the meeting in alice's calendar")?;
+    let before = s.job_count();
+    cal.world.clear_logs();
+    cal.ln_patch(&meeting, json!({"subject": "Planning (agenda)"}))?;
+    s.wait("the LN edit in Exchange", || async {
+        Ok(
+            s.exchange_subject("alice", &uid).as_deref() == Some("Planning (agenda)")
+                && s.exchange_subject("bob", &uid).as_deref() == Some("Planning (agenda)"),
+        )
+    })
+    .await?;
+    s.settle().await?;
+    let ran = s.jobs_since(before);
+    assert!(
+        ran.iter().all(|(kind, _, ok)| *kind == "event" && *ok),
+        "{ran:?}"
+    );
+    assert_eq!(
+        cal.ln_calls("PATCH", "Activities"),
+        0,
+        "the Exchange echo wrote nothing to LN: {}",
+        cal.ln_log()
+    );
+    let ops = cal.ews_ops("alice");
+    assert_eq!(ops.get("UpdateItem"), Some(&1), "{ops:?}");
+    assert_eq!(ops.get("SyncFolderItems"), None, "{ops:?}");
+    cal.world.validate_ews_requests()?;
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scenario_26_lost_notifications_are_repaired_by_the_next_pull() -> TestResult {
+    let seeded = Arc::new(Mutex::new(None));
+    let k = seeded.clone();
+    let s = Served::start(std::time::Duration::from_secs(3600), move |cal| {
+        let mut e = NewEvent::new(
+            "Review",
+            cal.at(2, 14).naive_utc(),
+            cal.at(2, 15).naive_utc(),
+        );
+        e.send = false;
+        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some(cal.user_creates("alice", e)?);
+        Ok(())
+    })
+    .await?;
+    let review = seeded
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .ok_or("seeded")?;
+    let cal = s.cal.clone();
+    let key = cal
+        .ln_activities()
+        .into_iter()
+        .find(|a| a.record.data.external_reference.as_deref() == Some(review.uid.as_str()))
+        .map(|a| a.record.data.activity.clone())
+        .ok_or("linked")?;
+    // The server loses alice's subscription without a word; two edits follow.
+    let sub = s.subscription_of("alice").await?;
+    assert!(cal.world.ews.drop_subscription(sub.id.as_str()));
+    for subject in ["Review 1", "Review 2"] {
+        cal.user_edits(
+            "alice",
+            &review.id,
+            EventEdit {
+                subject: Some(subject.into()),
+                ..EventEdit::default()
+            },
+        )?;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        s.ln_subject(&key).as_deref(),
+        Some("Review"),
+        "nothing arrived by push"
+    );
+    // The next pull applies every change of the silent period.
+    let run = cal.run().await?;
+    run.assert_ok();
+    assert_eq!(s.ln_subject(&key).as_deref(), Some("Review 2"));
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scenario_27_silent_subscriptions_are_recreated_and_unwanted_ones_unsubscribed()
+-> TestResult {
+    let seeded = Arc::new(Mutex::new(None));
+    let k = seeded.clone();
+    // The loop ticks every 200 ms; pulls are daily, so ticks only keep subscriptions alive.
+    let s = Served::start(std::time::Duration::from_millis(200), move |cal| {
+        let mut e = NewEvent::new(
+            "Standup",
+            cal.at(2, 8).naive_utc(),
+            cal.at(2, 9).naive_utc(),
+        );
+        e.send = false;
+        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some(cal.user_creates("alice", e)?);
+        Ok(())
+    })
+    .await?;
+    let standup = seeded
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .ok_or("seeded")?;
+    let cal = s.cal.clone();
+    let key = cal
+        .ln_activities()
+        .into_iter()
+        .find(|a| a.record.data.external_reference.as_deref() == Some(standup.uid.as_str()))
+        .map(|a| a.record.data.activity.clone())
+        .ok_or("linked")?;
+    let edit = |subject: &str| {
+        cal.user_edits(
+            "alice",
+            &standup.id,
+            EventEdit {
+                subject: Some(subject.into()),
+                ..EventEdit::default()
+            },
+        )
+    };
+
+    // 1. The server stops calling; an edit happens meanwhile. After 2 × StatusFrequency of
+    //    silence the tick recreates the subscription from the last watermark, and the missed
+    //    edit is delivered to the new one.
+    let old = s.subscription_of("alice").await?;
+    assert!(cal.world.ews.drop_subscription(old.id.as_str()));
+    edit("Standup (missed)")?;
+    let calendar_jobs = s.count("calendar");
+    cal.advance(Duration::minutes(3));
+    s.wait("a new subscription for alice", || async {
+        Ok(s.subscription_of("alice")
+            .await
+            .is_ok_and(|n| n.id != old.id))
+    })
+    .await?;
+    s.wait("the missed edit in LN", || async {
+        Ok(s.ln_subject(&key).as_deref() == Some("Standup (missed)"))
+    })
+    .await?;
+    let new = s.subscription_of("alice").await?;
+    let sim_new = cal
+        .world
+        .ews
+        .subscriptions()
+        .into_iter()
+        .find(|x| x.id == new.id.as_str())
+        .ok_or("the simulator knows the new subscription")?;
+    assert_eq!(
+        Some(sim_new.start_watermark.clone()),
+        old.watermark,
+        "resumed from the persisted watermark"
+    );
+    assert!(
+        sim_new.events_delivered >= 1,
+        "the missed event came by push: {sim_new:?}"
+    );
+    assert_eq!(s.count("calendar"), calendar_jobs, "no pull ran");
+    let old_now = cal
+        .world
+        .store
+        .subscription(&s.env(), &old.id)
+        .await?
+        .ok_or("kept")?;
+    assert!(!old_now.active, "the replaced subscription is retired");
+
+    // 2. An expired watermark: a fresh subscription, and a pull catches up instead.
+    let current = s.subscription_of("alice").await?;
+    cal.world.ews.expire_watermarks(None);
+    assert!(cal.world.ews.drop_subscription(current.id.as_str()));
+    edit("Standup (expired)")?;
+    cal.advance(Duration::minutes(3));
+    s.wait("a fresh subscription and a pull", || async {
+        Ok(s.subscription_of("alice")
+            .await
+            .is_ok_and(|n| n.id != current.id)
+            && s.count("calendar") > calendar_jobs)
+    })
+    .await?;
+    s.wait("the pull's catch-up in LN", || async {
+        Ok(s.ln_subject(&key).as_deref() == Some("Standup (expired)"))
+    })
+    .await?;
+    let fresh = s.subscription_of("alice").await?;
+    let sim_fresh = cal
+        .world
+        .ews
+        .subscriptions()
+        .into_iter()
+        .find(|x| x.id == fresh.id.as_str())
+        .ok_or("known")?;
+    assert_ne!(Some(sim_fresh.start_watermark.clone()), current.watermark);
+
+    // 3. Push turned off in LN: the tick retires every subscription, and the next notification
+    //    is answered Unsubscribe, which ends it at the server.
+    cal.world.ln.store().disable_webhook(&cal.company)?;
+    s.wait("every subscription retired", || async {
+        Ok(s.active_subscriptions().await?.is_empty())
+    })
+    .await?;
+    let before = s.job_count();
+    edit("Standup (push off)")?;
+    s.wait("alice's subscription ended by Unsubscribe", || async {
+        Ok(cal.world.ews.subscriptions().iter().any(|x| {
+            x.id == fresh.id.as_str()
+                && matches!(
+                    x.state,
+                    ews_sim::push::SubscriptionState::Unsubscribed { .. }
+                )
+        }))
+    })
+    .await?;
+    assert!(
+        s.jobs_since(before).iter().all(|(k, _, _)| *k != "event"),
+        "nothing was queued for an unwanted subscription"
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scenario_27_a_stopped_environment_answers_unsubscribe() -> TestResult {
+    let seeded = Arc::new(Mutex::new(None));
+    let k = seeded.clone();
+    let s = Served::start(std::time::Duration::from_secs(3600), move |cal| {
+        let mut e = NewEvent::new("1:1", cal.at(2, 11).naive_utc(), cal.at(2, 12).naive_utc());
+        e.send = false;
+        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some(cal.user_creates("bob", e)?);
+        Ok(())
+    })
+    .await?;
+    let one = seeded
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .ok_or("seeded")?;
+    let cal = s.cal.clone();
+    let sub = s.subscription_of("bob").await?;
+    cal.world
+        .store
+        .put_environment(&EnvironmentState {
+            env: s.env(),
+            started: false,
+            updated_at: cal.now(),
+        })
+        .await?;
+    let before = s.job_count();
+    cal.user_edits(
+        "bob",
+        &one.id,
+        EventEdit {
+            subject: Some("1:1 (stopped)".into()),
+            ..EventEdit::default()
+        },
+    )?;
+    s.wait("bob's subscription ended", || async {
+        Ok(cal.world.ews.subscriptions().iter().any(|x| {
+            x.id == sub.id.as_str()
+                && matches!(
+                    x.state,
+                    ews_sim::push::SubscriptionState::Unsubscribed { .. }
+                )
+        }))
+    })
+    .await?;
+    assert_eq!(
+        s.job_count(),
+        before,
+        "a stopped environment queues nothing"
+    );
+    s.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scenarios_28_and_34_hostile_requests_are_refused_and_nothing_is_queued() -> TestResult {
+    let seeded = Arc::new(Mutex::new(None));
+    let k = seeded.clone();
+    let s = Served::start(std::time::Duration::from_secs(3600), move |cal| {
+        let mut e = NewEvent::new("Demo", cal.at(4, 10).naive_utc(), cal.at(4, 11).naive_utc());
+        e.send = false;
+        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some(cal.user_creates("alice", e)?);
+        Ok(())
+    })
+    .await?;
+    let demo = seeded
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .ok_or("seeded")?;
+    let cal = s.cal.clone();
+    let token = cal
+        .world
+        .store
+        .push_token(&s.env())
+        .await?
+        .ok_or("the worker created the push token")?;
+    let sub = s.subscription_of("alice").await?;
+    let item = demo.id.0.clone();
+    let xml = |sub: &str| send_notification(sub, &item).into_bytes();
+    let before = s.job_count();
+    let hook = json!({"entity":"Activity","key":"ACT-1","change":"modified","lastModified":"2027-03-01T10:00:00Z","id":"n-1"}).to_string();
+
+    let cases: Vec<(&str, String, Vec<(&str, String)>, Vec<u8>, u16)> = vec![
+        (
+            "unknown subscription",
+            format!("/ews/prod/{token}"),
+            vec![],
+            xml("not-a-subscription"),
+            403,
+        ),
+        (
+            "wrong token",
+            "/ews/prod/0123456789abcdef".into(),
+            vec![],
+            xml(sub.id.as_str()),
+            403,
+        ),
+        (
+            "unknown environment",
+            format!("/ews/nope/{token}"),
+            vec![],
+            xml(sub.id.as_str()),
+            403,
+        ),
+        (
+            "DOCTYPE",
+            format!("/ews/prod/{token}"),
+            vec![],
+            format!(
+                "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaa\">]>{}",
+                String::from_utf8_lossy(&xml(sub.id.as_str()))
+                    .trim_start_matches("<?xml version=\"1.0\" encoding=\"utf-8\"?>")
+            )
+            .into_bytes(),
+            400,
+        ),
+        (
+            "malformed SOAP",
+            format!("/ews/prod/{token}"),
+            vec![],
+            b"<soap:Envelope>".to_vec(),
+            400,
+        ),
+        (
+            "oversized",
+            format!("/ews/prod/{token}"),
+            vec![],
+            vec![b' '; 1024 * 1024 + 1],
+            413,
+        ),
+        (
+            "bad LN signature",
+            "/ln/prod".into(),
+            vec![
+                (
+                    webhook::SIGNATURE_HEADER,
+                    webhook::sign(b"another secret", hook.as_bytes()),
+                ),
+                (webhook::TIMESTAMP_HEADER, unix_now()),
+            ],
+            hook.clone().into_bytes(),
+            401,
+        ),
+        (
+            "stale LN timestamp",
+            "/ln/prod".into(),
+            vec![
+                (
+                    webhook::SIGNATURE_HEADER,
+                    webhook::sign(HOOK_SECRET.as_bytes(), hook.as_bytes()),
+                ),
+                (
+                    webhook::TIMESTAMP_HEADER,
+                    (chrono::Utc::now().timestamp() - 900).to_string(),
+                ),
+            ],
+            hook.clone().into_bytes(),
+            401,
+        ),
+        (
+            "malformed LN JSON",
+            "/ln/prod".into(),
+            signed("{\"entity\":"),
+            b"{\"entity\":".to_vec(),
+            400,
+        ),
+        (
+            "oversized LN body",
+            "/ln/prod".into(),
+            vec![],
+            vec![b'{'; 1024 * 1024 + 1],
+            413,
+        ),
+    ];
+    for (what, path, headers, body, status) in cases {
+        assert_eq!(s.post(&path, &headers, body).await?, status, "{what}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        s.job_count(),
+        before,
+        "nothing was queued: {:?}",
+        s.jobs_since(before)
+    );
+    let untouched = s.subscription_of("alice").await?;
+    assert_eq!(
+        untouched.last_seen, sub.last_seen,
+        "refused requests don't count as signs of life"
+    );
+
+    // The endpoint kept serving: a real edit still arrives.
+    let key = cal
+        .ln_activities()
+        .into_iter()
+        .find(|a| a.record.data.external_reference.as_deref() == Some(demo.uid.as_str()))
+        .map(|a| a.record.data.activity.clone())
+        .ok_or("linked")?;
+    cal.user_edits(
+        "alice",
+        &demo.id,
+        EventEdit {
+            subject: Some("Demo (still served)".into()),
+            ..EventEdit::default()
+        },
+    )?;
+    s.wait("a real edit after the attacks", || async {
+        Ok(s.ln_subject(&key).as_deref() == Some("Demo (still served)"))
+    })
+    .await?;
+    s.stop().await
+}
