@@ -5,6 +5,7 @@
 //! - [`contract::queue`]: the `JobQueue` suite; `run_all(|config| async { queue })`.
 //! - [`calendar_world`]: the calendar end-to-end world on top of `harness`: `CalendarSync`
 //!   over the real adapters, one simulated time for lnsync and both simulators.
+//! - [`push_world`]: a calendar world with `lnsync serve` (push endpoint and worker) over it.
 //! - [`moto`]: a local AWS emulator (DynamoDB, SQS) and SDK clients for the AWS adapters' runs.
 //!
 //! Each suite is a set of public async test functions plus a `CASES` table and a `run_all`
@@ -15,3 +16,4 @@ pub mod calendar_world;
 pub mod contract;
 pub mod harness;
 pub mod moto;
+pub mod push_world;

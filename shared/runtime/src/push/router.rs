@@ -203,16 +203,31 @@ impl PushRouter {
             return Ok(HttpResponse::soap(SubscriptionStatus::Unsubscribe));
         }
         let now = self.clock.now();
-        let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
+        // One job per item of the request, named after the item's last event here: the sync
+        // re-reads the item, so a burst about one item needs one run.
+        let mut latest: BTreeMap<(&lnsync_core::ids::UserId, &ExchangeItemId), &str> =
+            BTreeMap::new();
         for (sub, n) in &subs {
+            let previous = n.previous_watermark.as_deref().unwrap_or_default();
             for event in &n.events {
                 if let Some(id) = event_target(event) {
-                    let job = single_event_job(&env, &sub.user, id, now);
-                    jobs.entry(job.id.as_str().to_owned()).or_insert(job);
+                    latest.insert((&sub.user, id), event.watermark().unwrap_or(previous));
                 }
             }
         }
-        let jobs: Vec<Job> = jobs.into_values().collect();
+        // Exchange always sends watermarks; without one, the time keeps later changes apart.
+        let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let jobs: Vec<Job> = latest
+            .into_iter()
+            .map(|((user, id), watermark)| {
+                let watermark = if watermark.is_empty() {
+                    &stamp
+                } else {
+                    watermark
+                };
+                single_event_job(&env, user, id, watermark, now)
+            })
+            .collect();
         if !jobs.is_empty() {
             // Exchange retries an unanswered notification, so a queue outage loses nothing.
             self.queue
@@ -308,21 +323,22 @@ fn event_target(event: &NotificationEvent) -> Option<&ExchangeItemId> {
     }
 }
 
-/// The job of one Exchange item, de-duplicated per item and second: a burst of notifications
-/// about one item (Exchange sends several per save) and Exchange's redelivery of the same
-/// request become one job, while a later edit is a new job. The sync re-reads the item, so which
-/// of a burst's notifications a job came from does not matter.
+/// The job of one Exchange item, identified by the event's watermark: Exchange's redelivery of
+/// an unanswered request carries the same watermarks and becomes the same job (the queue drops
+/// the repeat), while every later change has a new watermark and so a new job. (An id per item
+/// and second would lose the second of two edits made within one second: the queue drops a
+/// repeated id for five minutes even after the first job ran.)
 fn single_event_job(
     env: &EnvironmentId,
     user: &UserId,
     item: &ExchangeItemId,
+    watermark: &str,
     now: DateTime<Utc>,
 ) -> Job {
-    let second = now.timestamp().to_string();
     Job {
         id: hashed_id(
             "ews",
-            &[env.as_str(), user.as_str(), item.as_str(), &second],
+            &[env.as_str(), user.as_str(), item.as_str(), watermark],
         ),
         env: env.clone(),
         user: user.clone(),

@@ -1,0 +1,259 @@
+//! A calendar world with `lnsync serve` running over it (push end to end, R31–R33): the EWS
+//! simulator's push callbacks and the LN simulator's signed webhooks reach the push endpoint
+//! on a local port, and the process's worker runs the jobs at once. Used by
+//! `tests/push_e2e.rs` and the `push_latency` example.
+
+use crate::calendar_world::CalendarWorld;
+use crate::harness::{BoxError, TestResult};
+use lnsync_core::ids::EnvironmentId;
+use lnsync_core::model::{Job, PushSubscription};
+use lnsync_core::ports::{Clock, StateStore};
+use lnsync_core::secret::Secret;
+use lnsync_runtime::config::{Config, SecretSource};
+use lnsync_runtime::jobs::JobOutcome;
+use lnsync_runtime::scheduled::SchedulePacing;
+use serde_json::json;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+pub const HOOK_SECRET: &str = "ln-webhook-secret-for-tests";
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A calendar world with `lnsync serve` running over it.
+pub struct Served {
+    pub cal: Arc<CalendarWorld>,
+    pub base: String,
+    jobs: Arc<Mutex<Vec<(Job, JobOutcome)>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl Served {
+    /// Three users; LN pushes to the endpoint; `tick` is the scheduled loop's period.
+    pub async fn start(
+        tick: std::time::Duration,
+        seed: impl FnOnce(&CalendarWorld) -> TestResult,
+    ) -> Result<Self, BoxError> {
+        let cal = CalendarWorld::start(3).await?;
+        // Pulls are daily, so none is due while a test runs: what changes arrived by push.
+        cal.world.ln.store().set_settings(
+            &cal.company,
+            serde_json::from_value(json!({
+                "calendarPullInterval": {"value": 1, "unit": "Days"},
+                "contactPullInterval": {"value": 1, "unit": "Days"},
+                "synchronizeContacts": false,
+            }))?,
+        )?;
+        seed(&cal)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        cal.world.ln.store().enable_webhook(
+            &cal.company,
+            &format!("{base}/ln/prod"),
+            HOOK_SECRET,
+        )?;
+        let mut config: Config = cal.world.config.clone();
+        config.sync = cal.options.clone();
+        config.push.public_url = Some(url::Url::parse(&base)?);
+        config.push.status_frequency_minutes = 1;
+        for env in &mut config.environments {
+            env.ln.webhook_secret = Some(SecretSource::Value(Secret::new(HOOK_SECRET)));
+        }
+        let cal = Arc::new(cal);
+        let jobs: Arc<Mutex<Vec<(Job, JobOutcome)>>> = Arc::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = {
+            let cal = cal.clone();
+            let jobs = jobs.clone();
+            tokio::spawn(async move {
+                let clock: Arc<dyn Clock> = Arc::new(ClockOf(cal.clone()));
+                lnsync_runtime::serve::serve(
+                    &config,
+                    cal.world.store.clone(),
+                    Arc::new(crate::harness::live_connector()),
+                    clock,
+                    listener,
+                    SchedulePacing {
+                        tick_every: tick,
+                        ..SchedulePacing::default()
+                    },
+                    async move {
+                        let _ = stopped.await;
+                    },
+                    move |job: &Job, outcome: &JobOutcome| {
+                        jobs.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((job.clone(), outcome.clone()));
+                    },
+                )
+                .await
+                .map(|_| ())
+            })
+        };
+        let served = Self {
+            cal,
+            base,
+            jobs,
+            stop: Some(stop),
+            server: Some(server),
+        };
+        // The first tick pulls everything and subscribes every user.
+        served
+            .wait("every user subscribed", || async {
+                Ok(served.active_subscriptions().await?.len() == 3)
+            })
+            .await?;
+        served
+            .wait("the first pull and subscribe jobs done", || async {
+                Ok(served.count("subscribe") == 3 && served.count("calendar") == 3)
+            })
+            .await?;
+        served.settle().await?;
+        Ok(served)
+    }
+
+    /// Waits until no job has run for a while: the echoes of the last writes (LN's webhooks
+    /// of our own LN writes, Exchange's notifications of our own Exchange writes) are done.
+    pub async fn settle(&self) -> TestResult {
+        let quiet = std::time::Duration::from_millis(700);
+        let deadline = Instant::now() + WAIT;
+        let mut seen = self.job_count();
+        let mut since = Instant::now();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let now = self.job_count();
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+            } else if since.elapsed() >= quiet {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("jobs kept running: {:?}", self.kinds()).into());
+            }
+        }
+    }
+
+    pub fn env(&self) -> EnvironmentId {
+        EnvironmentId::new("prod")
+    }
+
+    pub async fn active_subscriptions(&self) -> Result<Vec<PushSubscription>, BoxError> {
+        Ok(self
+            .cal
+            .world
+            .store
+            .subscriptions(&self.env())
+            .await?
+            .into_iter()
+            .filter(|s| s.active)
+            .collect())
+    }
+
+    pub async fn subscription_of(&self, user: &str) -> Result<PushSubscription, BoxError> {
+        self.active_subscriptions()
+            .await?
+            .into_iter()
+            .find(|s| s.user.as_str() == user)
+            .ok_or_else(|| format!("{user} has no active subscription").into())
+    }
+
+    /// Labels of the jobs run so far, in order.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(j, _)| j.kind.label())
+            .collect()
+    }
+
+    /// How many jobs of one kind ran so far.
+    pub fn count(&self, kind: &str) -> usize {
+        self.kinds().iter().filter(|k| **k == kind).count()
+    }
+
+    pub fn job_count(&self) -> usize {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Jobs run after the first `from`, as (label, user, outcome is success).
+    pub fn jobs_since(&self, from: usize) -> Vec<(&'static str, String, bool)> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)[from..]
+            .iter()
+            .map(|(j, o)| (j.kind.label(), j.user.to_string(), o.is_success()))
+            .collect()
+    }
+
+    pub async fn wait<F, Fut>(&self, what: &str, mut ready: F) -> TestResult
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, BoxError>>,
+    {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if ready().await? {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "timed out waiting for: {what}\njobs: {:?}\nsubscriptions: {:#?}",
+                    self.kinds(),
+                    self.cal.world.ews.subscriptions()
+                )
+                .into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn ln_subject(&self, key: &str) -> Option<String> {
+        self.cal
+            .ln_activity(key)
+            .and_then(|a| a.record.data.subject.clone())
+    }
+
+    pub fn exchange_subject(&self, user: &str, uid: &str) -> Option<String> {
+        self.cal
+            .events(user)
+            .into_iter()
+            .find(|e| e.uid == uid)
+            .and_then(|e| e.subject)
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<u16, BoxError> {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        Ok(req.send().await?.status().as_u16())
+    }
+
+    pub async fn stop(mut self) -> TestResult {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await??;
+        }
+        Ok(())
+    }
+}
+
+/// The world's simulated clock, shared with the serve task.
+struct ClockOf(Arc<CalendarWorld>);
+
+impl Clock for ClockOf {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.now()
+    }
+}
