@@ -21,6 +21,9 @@ use lnsync_tests::push_world::{HOOK_SECRET, Served};
 use serde_json::json;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// A hostile request: what it is, path, headers, body, and the status it must get.
+type Case = (&'static str, String, Vec<(&'static str, String)>, Vec<u8>, u16);
+
 fn unix_now() -> String {
     chrono::Utc::now().timestamp().to_string()
 }
@@ -430,7 +433,7 @@ async fn scenarios_28_and_34_hostile_requests_are_refused_and_nothing_is_queued(
     let before = s.job_count();
     let hook = json!({"entity":"Activity","key":"ACT-1","change":"modified","lastModified":"2027-03-01T10:00:00Z","id":"n-1"}).to_string();
 
-    let cases: Vec<(&str, String, Vec<(&str, String)>, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "unknown subscription",
             format!("/ews/prod/{token}"),

@@ -130,17 +130,18 @@ mod tests {
         }
     }
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[tokio::test]
-    async fn reads_only_what_the_push_function_needs() {
+    async fn reads_only_what_the_push_function_needs() -> TestResult {
         let c = PushFunctionConfig::from_lookup(lookup(&[
             ("LNSYNC_TABLE", "t"),
             ("LNSYNC_QUEUE_URL", "http://q/jobs.fifo"),
             ("LNSYNC_ENVIRONMENTS", "prod,test"),
             ("LNSYNC_ENV_PROD_LN_WEBHOOK_SECRET_ARN", "arn:hook"),
-        ]))
-        .unwrap();
+        ]))?;
         assert_eq!(c.environments.len(), 2);
-        let envs = c.resolve(&Fixed).await.unwrap();
+        let envs = c.resolve(&Fixed).await?;
         let prod = &envs[&EnvironmentId::new("prod")];
         assert_eq!(
             prod.ln_webhook_secret
@@ -153,12 +154,14 @@ mod tests {
                 .ln_webhook_secret
                 .is_none()
         );
+        Ok(())
     }
 
     #[tokio::test]
-    async fn every_problem_is_reported_at_once() {
-        let e =
-            PushFunctionConfig::from_lookup(lookup(&[("LNSYNC_ENVIRONMENTS", "a,a")])).unwrap_err();
+    async fn every_problem_is_reported_at_once() -> TestResult {
+        let e = PushFunctionConfig::from_lookup(lookup(&[("LNSYNC_ENVIRONMENTS", "a,a")]))
+            .err()
+            .ok_or("accepted")?;
         let text = e.to_string();
         assert!(text.contains("LNSYNC_TABLE"), "{text}");
         assert!(text.contains("LNSYNC_QUEUE_URL"), "{text}");
@@ -168,9 +171,9 @@ mod tests {
             ("LNSYNC_QUEUE_URL", "q"),
             ("LNSYNC_ENVIRONMENTS", "prod"),
             ("LNSYNC_ENV_PROD_LN_WEBHOOK_SECRET_ARN", "arn:other"),
-        ]))
-        .unwrap();
-        let e = c.resolve(&Fixed).await.unwrap_err().to_string();
+        ]))?;
+        let e = c.resolve(&Fixed).await.err().ok_or("resolved")?.to_string();
         assert!(e.contains("arn:other") && e.contains("AccessDenied"), "{e}");
+        Ok(())
     }
 }

@@ -44,20 +44,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn notification_url_joins_without_double_slashes() {
+    fn notification_url_joins_without_double_slashes() -> Result<(), url::ParseError> {
         let env = EnvironmentId::new("prod");
         for base in ["https://push.example/", "https://push.example"] {
-            let base = url::Url::parse(base).unwrap();
+            let base = url::Url::parse(base)?;
             assert_eq!(
                 ews_notification_url(&base, &env, "t0k"),
                 "https://push.example/ews/prod/t0k"
             );
         }
-        let base = url::Url::parse("http://127.0.0.1:9000/lambda-url/push").unwrap();
+        let base = url::Url::parse("http://127.0.0.1:9000/lambda-url/push")?;
         assert_eq!(
             ews_notification_url(&base, &env, "t"),
             "http://127.0.0.1:9000/lambda-url/push/ews/prod/t"
         );
+        Ok(())
     }
 
     #[test]
