@@ -373,9 +373,9 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 /// The path with the token cut off, for logs (the token is a secret, R41).
 fn loggable_path(path: &str) -> String {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
-        ["ews", env, _] => format!("/ews/{env}/…"),
+        ["ews", env, ..] => format!("/ews/{env}/…"),
         _ => path.chars().take(200).collect(),
     }
 }
