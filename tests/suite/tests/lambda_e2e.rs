@@ -1,6 +1,7 @@
-//! End to end through cargo-lambda: the scheduler and worker functions as Lambda runs them
-//! (`cargo lambda watch` hosts both binaries behind the Lambda runtime API), the LN and EWS
-//! simulators, and moto for DynamoDB, SQS and Secrets Manager. Nothing is mocked in between.
+//! End to end through cargo-lambda: the scheduler, worker and push functions as Lambda runs
+//! them (`cargo lambda watch` hosts the binaries behind the Lambda runtime API, the push
+//! function behind its function URL), the LN and EWS simulators, and moto for DynamoDB, SQS
+//! and Secrets Manager. Nothing is mocked in between.
 //!
 //! How it starts its tools:
 //! - **moto**: `lnsync_tests::moto` (`MOTO_ENDPOINT`, or `.venv/moto` from `make tools`).
@@ -35,6 +36,20 @@
 //!   interval is due again while their hourly contacts are not) makes at most 100
 //!   SendMessageBatch calls and reads no LN item data and no DynamoDB items; a tick with none
 //!   makes no SQS call.
+//!
+//! `push_through_the_function_url` (scenario 25; R31, R33), over `prod` with 3 users, LN's
+//! webhook and the functions' `LNSYNC_PUSH_URL` pointing at the push function's URL:
+//! - a tick at the real time queues a Subscribe job per user behind its pulls; after the worker
+//!   ran them each mailbox has one live EWS subscription at `{function URL}/ews/prod/{token}`
+//!   with the configured StatusFrequency, and DynamoDB holds exactly those subscriptions;
+//! - bob renames his Outlook appointment: the simulator's SendNotification is answered OK at
+//!   once, one `event` job of bob's is all that is queued, and the worker renames the LN
+//!   activity reading only that item (no SyncFolderItems, no CalendarView, no LN feed);
+//! - LN renames alice's meeting: LN's signed webhook is accepted (202), one `event` job for
+//!   `*` is queued, and the worker renames the meeting in alice's mailbox (and Exchange the
+//!   invitations) without a pull; the echoes of every write converge;
+//! - a replayed notification under a wrong token, an unknown subscription (403), a DOCTYPE
+//!   (400), a webhook signed with another key or replayed ten minutes late (401) queue nothing.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -46,7 +61,7 @@ use ln_sim::model::Origin;
 use lnsync_adapters::dynamo::{DynamoStateStore, create_table};
 use lnsync_adapters::sqs::{SqsJobQueue, create_queues};
 use lnsync_core::ids::{EnvironmentId, UserId};
-use lnsync_core::model::{CursorKind, EnvironmentState, Job, LinkKind};
+use lnsync_core::model::{CursorKind, EnvironmentState, Job, JobKind, LinkKind};
 use lnsync_core::ports::{JobQueue, StateStore};
 use lnsync_core::service::SyncOptions;
 use lnsync_runtime::runner::Connector;
@@ -212,6 +227,13 @@ async fn start_proxy(upstream: &str) -> Result<(Proxy, String), BoxError> {
 // cargo lambda watch / invoke
 // ---------------------------------------------------------------------------------------------
 
+/// A port free right now (the OS picks it; the listener is closed again at once).
+fn free_port() -> Result<u16, BoxError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 struct Lambda {
     bin: PathBuf,
     port: u16,
@@ -230,10 +252,13 @@ impl Lambda {
         )
     }
 
-    async fn start(bin: PathBuf, vars: &BTreeMap<String, String>) -> Result<Self, BoxError> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+    /// `cargo lambda watch` on `port` (see [`free_port`]: a test that puts the function URL in
+    /// the functions' own variables must know the port before they start).
+    async fn start(
+        bin: PathBuf,
+        port: u16,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Self, BoxError> {
         let dir = tempfile::tempdir()?;
         let venv_bin = bin.parent().map(Path::to_path_buf).unwrap_or_default();
         let path = format!(
@@ -355,24 +380,38 @@ impl Received {
 async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Received>, BoxError> {
     let mut all = Vec::new();
     loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await?;
-        let messages = out.messages.unwrap_or_default();
+        let messages = receive_once(sqs, url, 1).await?;
         if messages.is_empty() {
             return Ok(all);
         }
-        for m in messages {
+        all.extend(messages);
+    }
+}
+
+/// One ReceiveMessage (up to 10 messages), long-polling `wait_seconds`.
+async fn receive_once(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    wait_seconds: i32,
+) -> Result<Vec<Received>, BoxError> {
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait_seconds)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await?;
+    Ok(out
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
             let attrs = m.attributes.unwrap_or_default();
             let attr = |name: aws_sdk_sqs::types::MessageSystemAttributeName| {
                 attrs.get(&name).cloned().unwrap_or_default()
             };
-            all.push(Received {
+            Received {
                 id: m.message_id.unwrap_or_default(),
                 receipt: m.receipt_handle.unwrap_or_default(),
                 body: m.body.unwrap_or_default(),
@@ -380,9 +419,9 @@ async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Receive
                 count: attr(
                     aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
                 ),
-            });
-        }
-    }
+            }
+        })
+        .collect())
 }
 
 fn sqs_event(messages: &[Received]) -> Value {
@@ -595,7 +634,7 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
     set("AWS_REGION", REGION);
     set("AWS_ACCESS_KEY_ID", "test");
     set("AWS_SECRET_ACCESS_KEY", "test");
-    let lambda = Lambda::start(bin, &vars).await?;
+    let lambda = Lambda::start(bin, free_port()?, &vars).await?;
     eprintln!("setup: {:?}", started.elapsed());
 
     // 1. The scheduled-event fixture (09:00): every prod user is new, hence due for both kinds.
@@ -925,5 +964,646 @@ async fn scheduler_and_worker_through_cargo_lambda() -> TestResult {
         "{calls:?}"
     );
     eprintln!("total: {:?}", started.elapsed());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push (scenario 25) through the push function's URL
+// ---------------------------------------------------------------------------------------------
+
+/// The LN webhook's HMAC key, as moto's Secrets Manager holds it for the push function.
+const LN_WEBHOOK_SECRET: &str = "e2e-ln-webhook-secret";
+/// The StatusFrequency the deployment asks for; the subscriptions in the EWS simulator must
+/// carry it (proof that the variable reached the worker's Subscribe).
+const STATUS_FREQUENCY_MINUTES: u32 = 15;
+/// How long a change may take to come back from a simulator through the push function into
+/// SQS. Normally well under a second; generous for a loaded 2-core machine.
+const PUSH_WITHIN: Duration = Duration::from_secs(60);
+
+/// Messages in the queue, visible or not (a job a test forgot to process counts too).
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64, BoxError> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::All)
+        .send()
+        .await?;
+    let attrs = out.attributes.unwrap_or_default();
+    let mut n = 0;
+    for name in [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+        A::ApproximateNumberOfMessagesDelayed,
+    ] {
+        n += attrs.get(&name).map_or(Ok(0), |v| v.parse::<u64>())?;
+    }
+    Ok(n)
+}
+
+/// Changes the simulators still have to push: events routed to a live EWS subscription and not
+/// yet acknowledged, and LN webhooks not yet delivered. Both count a notification until the
+/// push function answered it, which it does only after the job is in SQS.
+fn pushes_pending(world: &World) -> usize {
+    let ews: usize = world
+        .ews
+        .subscriptions()
+        .iter()
+        .filter(|s| s.alive)
+        .map(|s| s.pending_events)
+        .sum();
+    let ln = world.ln.webhook_status("100").map_or(0, |s| s.pending);
+    ews + ln
+}
+
+async fn wait_quiet(world: &World, within: Duration) -> TestResult {
+    let deadline = Instant::now() + within;
+    while pushes_pending(world) > 0 {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} notifications still undelivered after {within:?}: {:#?}",
+                pushes_pending(world),
+                world.ews.subscriptions()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// The event source mapping until nothing moves: waits for the simulators' notifications to be
+/// answered, hands what is queued to the worker (FIFO batches of at most 10), deletes what it
+/// did, and repeats until the simulators are quiet and the queue is empty. Returns the jobs
+/// run. Every job must succeed.
+async fn drain(
+    world: &World,
+    lambda: &Lambda,
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<Vec<Job>, BoxError> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut jobs = Vec::new();
+    loop {
+        wait_quiet(world, PUSH_WITHIN).await?;
+        let mut messages = Vec::new();
+        loop {
+            let batch = receive_once(sqs, url, 0).await?;
+            if batch.is_empty() {
+                break;
+            }
+            messages.extend(batch);
+        }
+        if messages.is_empty() {
+            // Quiet and empty. LN logs a webhook a moment after the write, so a last long poll
+            // of a second makes sure no notification was still on its way.
+            messages = receive_once(sqs, url, 1).await?;
+            if messages.is_empty() && pushes_pending(world) == 0 {
+                return Ok(jobs);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("still draining after 300 s: {jobs:#?}").into());
+        }
+        for batch in messages.chunks(10) {
+            jobs.extend(
+                batch
+                    .iter()
+                    .map(Received::job)
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            let response = lambda.invoke("worker", &sqs_event(batch)).await?;
+            assert!(failed_ids(&response).is_empty(), "{response}");
+            delete_succeeded(sqs, url, batch, &[]).await?;
+        }
+    }
+}
+
+/// Waits (at most `within`) for what the push function queued after a change, then for the
+/// simulators to have nothing more to push; returns every message queued by then and how long
+/// the first took to arrive.
+async fn wait_for_pushed(
+    world: &World,
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    within: Duration,
+) -> Result<(Vec<Received>, Duration), BoxError> {
+    let start = Instant::now();
+    let mut messages = Vec::new();
+    while messages.is_empty() {
+        if start.elapsed() > within {
+            return Err(format!("nothing reached SQS within {within:?}").into());
+        }
+        // Returns as soon as something is there.
+        messages = receive_once(sqs, url, 1).await?;
+    }
+    let latency = start.elapsed();
+    wait_quiet(world, within).await?;
+    // The depth counts the messages held here too: anything beyond them came later.
+    if queue_depth(sqs, url).await? > messages.len() as u64 {
+        messages.extend(receive_all(sqs, url).await?);
+    }
+    Ok((messages, latency))
+}
+
+/// POSTs `body` to `url` with extra headers; the status and the answer's text.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> Result<(u16, String), BoxError> {
+    let mut request = http.post(url).timeout(INVOKE_TIMEOUT).body(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await?))
+}
+
+fn ln_headers(secret: &str, body: &[u8], at: chrono::DateTime<Utc>) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", "application/json".to_owned()),
+        (
+            ln_sim::webhook::SIGNATURE_HEADER,
+            ln_sim::webhook::sign(secret.as_bytes(), body),
+        ),
+        (
+            ln_sim::webhook::TIMESTAMP_HEADER,
+            at.timestamp().to_string(),
+        ),
+    ]
+}
+
+fn is_event_for(job: &Job, exchange: Option<&str>, activity: Option<&str>) -> bool {
+    match &job.kind {
+        JobKind::SingleEvent {
+            exchange_id,
+            activity: key,
+        } => {
+            exchange_id.as_ref().map(|i| i.as_str()) == exchange
+                && key.as_ref().map(|k| k.as_str()) == activity
+        }
+        _ => false,
+    }
+}
+
+/// A request the push function must refuse, and the status it must refuse it with.
+struct Hostile {
+    what: &'static str,
+    url: String,
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+    status: u16,
+}
+
+/// Checks a fixture meant to pass for Exchange's own against messages.xsd, as the harness checks
+/// every EWS request; like the harness, only notes it outside CI when the schemas or xmllint
+/// are missing.
+fn schema_check(xml: &[u8]) -> TestResult {
+    let dir = match ews_sim::schema::schema_dir() {
+        Ok(dir) => dir,
+        Err(e) if ci() => return Err(e.into()),
+        Err(e) => {
+            eprintln!("note: {e}; the notification fixture is not schema-checked");
+            return Ok(());
+        }
+    };
+    match ews_sim::schema::validate_requests(&[String::from_utf8_lossy(xml).into_owned()], &dir) {
+        Err(ews_sim::SchemaError::Xmllint(e)) if !ci() => {
+            eprintln!("note: xmllint: {e}; the notification fixture is not schema-checked");
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// EWS calls that only a pull makes: reading a folder's changes or a calendar window.
+fn pull_calls(cal: &CalendarWorld, user: &str) -> BTreeMap<String, usize> {
+    cal.ews_ops(user)
+        .into_iter()
+        .filter(|(op, _)| op == "SyncFolderItems" || op == "CalendarView")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_through_the_function_url() -> TestResult {
+    let bin = match cargo_lambda() {
+        Ok(bin) => bin,
+        Err(e) if ci() => panic!("cargo-lambda is required under CI: {e}"),
+        Err(e) => {
+            eprintln!("note: skipping the cargo-lambda push test: {e}");
+            return Ok(());
+        }
+    };
+    let started = Instant::now();
+    let moto = moto();
+
+    // 1. The world: `prod` with alice, bob and carol, calendar and contacts on (LN's defaults).
+    let world = World::builder()
+        .env("prod", "100", 3, Vec::new())
+        .start()
+        .await?;
+    let cal = calendar_world(world).await?;
+    let world = &cal.world;
+    let (alice, bob, carol) = ("alice", "bob", "carol");
+    // Made before anything runs, so the first pull links them: an LN meeting of alice's with
+    // bob and carol, and an appointment bob makes in Outlook.
+    let day = Utc::now()
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .ok_or("10:00")?
+        .and_utc()
+        + chrono::Duration::days(2);
+    let meeting = cal.ln_meeting("Push review", day, alice, &[bob, carol])?;
+    let mut dentist = NewEvent::new(
+        "Dentist",
+        (day + chrono::Duration::days(1)).naive_utc(),
+        (day + chrono::Duration::days(1) + chrono::Duration::hours(1)).naive_utc(),
+    );
+    dentist.send = false;
+    let dentist = cal.user_creates(bob, dentist)?;
+
+    // AWS: the table, queues (a visibility long enough that nothing comes back while the
+    // test holds it), and the secrets, the LN webhook's among them.
+    let table = unique_name("push");
+    create_table(&moto.dynamodb(), &table).await?;
+    let sqs = moto.sqs();
+    let urls = create_queues(
+        &sqs,
+        &unique_name("push-jobs"),
+        Duration::from_secs(60),
+        MAX_RECEIVES,
+    )
+    .await?;
+    let queue_url = urls.queue_url.as_str();
+    let sm = secrets_client(moto.endpoint());
+    let ionapi = secret(&sm, "ionapi", &world.ln.ionapi().to_json()).await?;
+    let password = secret(&sm, "ews", EWS_PASSWORD).await?;
+    let hook_secret = secret(&sm, "ln-webhook", LN_WEBHOOK_SECRET).await?;
+    let store = DynamoStateStore::new(moto.dynamodb(), &table);
+    let env = EnvironmentId::new("prod");
+    store
+        .put_environment(&EnvironmentState {
+            env: env.clone(),
+            started: true,
+            updated_at: Utc::now(),
+        })
+        .await?;
+
+    // The function URL is part of the functions' own variables, so the port comes first.
+    let port = free_port()?;
+    let function_url = format!("http://127.0.0.1:{port}/lambda-url/push");
+    // LN pushes to the function URL; this also turns on LN's pushEnabled, which the scheduler
+    // reads to decide on subscriptions.
+    world
+        .ln
+        .enable_webhook("100", &format!("{function_url}/ln/prod"), LN_WEBHOOK_SECRET)?;
+
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let mut set = |k: &str, v: &str| {
+        vars.insert(k.to_owned(), v.to_owned());
+    };
+    set("LNSYNC_TABLE", &table);
+    set("LNSYNC_QUEUE_URL", queue_url);
+    set("LNSYNC_DLQ_URL", &urls.dead_letter_url);
+    set("LNSYNC_ENVIRONMENTS", "prod");
+    set("LNSYNC_ENV_PROD_COMPANY", "100");
+    set("LNSYNC_ENV_PROD_IONAPI_SECRET_ARN", &ionapi);
+    set("LNSYNC_ENV_PROD_EWS_USERNAME", EWS_USER);
+    set("LNSYNC_ENV_PROD_EWS_PASSWORD_SECRET_ARN", &password);
+    set("LNSYNC_ENV_PROD_EXCHANGE_URL", &world.ews.ews_url());
+    set("LNSYNC_ENV_PROD_LN_WEBHOOK_SECRET_ARN", &hook_secret);
+    set("LNSYNC_PUSH_URL", &function_url);
+    set(
+        "LNSYNC_PUSH_STATUS_FREQUENCY_MINUTES",
+        &STATUS_FREQUENCY_MINUTES.to_string(),
+    );
+    set("LNSYNC_LOG", "lnsync=info,warn");
+    set("AWS_ENDPOINT_URL", moto.endpoint());
+    set("AWS_REGION", REGION);
+    set("AWS_ACCESS_KEY_ID", "test");
+    set("AWS_SECRET_ACCESS_KEY", "test");
+    let lambda = Lambda::start(bin, port, &vars).await?;
+    eprintln!("push setup: {:?}", started.elapsed());
+
+    // 2. The push function answers (its first request builds it), then a tick at the real
+    //    time: a contact, a calendar and a Subscribe job per user.
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let t = Instant::now();
+    let health = http
+        .get(format!("{function_url}/health"))
+        .timeout(FIRST_INVOKE_TIMEOUT)
+        .send()
+        .await?;
+    let status = health.status().as_u16();
+    let text = health.text().await?;
+    assert_eq!(
+        (status, text.as_str()),
+        (200, "ok"),
+        "{}",
+        tail(&lambda.watch_log(), 60)
+    );
+    eprintln!(
+        "push function's first request (incl. build): {:?}",
+        t.elapsed()
+    );
+
+    let mut tick: Value = serde_json::from_str(&std::fs::read_to_string(
+        root().join("functions/scheduler/events/scheduled.json"),
+    )?)?;
+    tick["time"] = json!(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let t = Instant::now();
+    let summary = lambda.invoke("scheduler", &tick).await?;
+    eprintln!("scheduler (incl. build): {:?}", t.elapsed());
+    assert_eq!(
+        summary["jobs"], 9,
+        "3 users × (contacts, calendar, subscribe): {summary}"
+    );
+    let ticked = receive_all(&sqs, queue_url).await?;
+    let mut kinds: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for m in &ticked {
+        let job = m.job()?;
+        kinds
+            .entry(job.user.to_string())
+            .or_default()
+            .push(job.kind.label());
+    }
+    for user in [alice, bob, carol] {
+        assert_eq!(
+            kinds.get(user).map(Vec::as_slice),
+            Some(&["contacts", "calendar", "subscribe"][..]),
+            "jobs of {user}"
+        );
+    }
+    let t = Instant::now();
+    let response = lambda.invoke("worker", &sqs_event(&ticked)).await?;
+    assert!(failed_ids(&response).is_empty(), "{response}");
+    delete_succeeded(&sqs, queue_url, &ticked, &[]).await?;
+    // The pull's own writes come back as notifications (from Exchange once the mailboxes are
+    // subscribed, from LN for every activity write): echoes, each a job that must succeed.
+    let echoes = drain(world, &lambda, &sqs, queue_url).await?;
+    eprintln!(
+        "first drain (incl. worker build): {:?}, then {} pushed echo jobs",
+        t.elapsed(),
+        echoes.len()
+    );
+    assert!(
+        echoes.iter().all(|j| j.kind.label() == "event"),
+        "only notifications come back: {echoes:#?}"
+    );
+
+    // One live subscription per mailbox, at the function URL under the environment's token,
+    // with the configured StatusFrequency; DynamoDB knows exactly those.
+    let token = store.push_token(&env).await?.ok_or("no push token")?;
+    let expected_url = format!("{function_url}/ews/prod/{token}");
+    let live: Vec<_> = world
+        .ews
+        .subscriptions()
+        .into_iter()
+        .filter(|s| s.alive)
+        .collect();
+    for user in [alice, bob, carol] {
+        let mailbox = cal.email(user);
+        let mine: Vec<_> = live
+            .iter()
+            .filter(|s| s.mailbox.eq_ignore_ascii_case(&mailbox))
+            .collect();
+        assert_eq!(mine.len(), 1, "live subscriptions of {mailbox}: {live:#?}");
+        assert!(mine[0].url.starts_with(&function_url), "{}", mine[0].url);
+        assert_eq!(mine[0].url, expected_url);
+        assert_eq!(mine[0].status_frequency, STATUS_FREQUENCY_MINUTES);
+    }
+    assert_eq!(live.len(), 3, "{live:#?}");
+    let mut in_sim: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    in_sim.sort_unstable();
+    let saved = store.subscriptions(&env).await?;
+    let mut in_store: Vec<&str> = saved
+        .iter()
+        .filter(|s| s.active)
+        .map(|s| s.id.as_str())
+        .collect();
+    in_store.sort_unstable();
+    assert_eq!(in_store, in_sim);
+    // The pull linked both events.
+    let dentist_key = cal
+        .ln_activities()
+        .into_iter()
+        .map(|a| a.record.data)
+        .find(|a| a.external_reference.as_deref() == Some(dentist.uid.as_str()))
+        .ok_or("bob's appointment has no LN activity")?
+        .activity;
+    let meeting_uid = cal
+        .organized(alice)
+        .first()
+        .ok_or("alice's meeting is not in Exchange")?
+        .uid
+        .clone();
+    let bob_sub = live
+        .iter()
+        .find(|s| s.mailbox.eq_ignore_ascii_case(&cal.email(bob)))
+        .ok_or("bob's subscription")?
+        .id
+        .clone();
+    eprintln!("subscribed: {:?}", started.elapsed());
+
+    // 3. Exchange → LN. Bob renames his appointment in Outlook; Exchange notifies the push
+    //    function, which queues one event job; the worker syncs that event alone.
+    assert_eq!(queue_depth(&sqs, queue_url).await?, 0);
+    world.clear_logs();
+    cal.user_edits(
+        bob,
+        &dentist.id,
+        ews_sim::EventEdit {
+            subject: Some("Dentist (moved to the new practice)".into()),
+            ..Default::default()
+        },
+    )?;
+    let (pushed, latency) = wait_for_pushed(world, &sqs, queue_url, PUSH_WITHIN).await?;
+    eprintln!("Outlook edit → SQS: {latency:?}");
+    let jobs = pushed
+        .iter()
+        .map(Received::job)
+        .collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(jobs.len(), 1, "one job, no pull: {jobs:#?}");
+    assert_eq!(jobs[0].user.as_str(), bob);
+    assert_eq!(jobs[0].kind.label(), "event");
+    assert!(
+        is_event_for(&jobs[0], Some(dentist.id.0.as_str()), None),
+        "{jobs:#?}"
+    );
+    // Exchange's view: the notification was answered OK at the first attempt.
+    let notes = world.ews.notifications_for(&bob_sub);
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    let delivery = notes[0].push.as_ref().ok_or("no delivery record")?;
+    assert_eq!(
+        (
+            notes[0].http_status,
+            notes[0].response_codes.as_slice(),
+            delivery.error.as_deref(),
+            delivery.attempt
+        ),
+        (200, &["OK".to_owned()][..], None, 1),
+        "{notes:#?}"
+    );
+    assert!(delivery.events.iter().any(|e| e == "ModifiedEvent"));
+    world.validate_ews_requests()?;
+    let captured = notes[0].body.clone();
+    world.clear_logs();
+    let t = Instant::now();
+    let response = lambda.invoke("worker", &sqs_event(&pushed)).await?;
+    eprintln!("worker, one pushed Exchange event: {:?}", t.elapsed());
+    assert!(failed_ids(&response).is_empty(), "{response}");
+    delete_succeeded(&sqs, queue_url, &pushed, &[]).await?;
+    assert_eq!(
+        cal.ln_activity(&dentist_key)
+            .ok_or("the activity is gone")?
+            .record
+            .data
+            .subject
+            .as_deref(),
+        Some("Dentist (moved to the new practice)")
+    );
+    assert!(pull_calls(&cal, bob).is_empty(), "{:?}", cal.ews_ops(bob));
+    assert_eq!(cal.ln_feed_reads(), 0, "no LN feed read:\n{}", cal.ln_log());
+    let echoes = drain(world, &lambda, &sqs, queue_url).await?;
+    eprintln!("LN's echo of that write: {} jobs", echoes.len());
+
+    // 4. LN → Exchange. An LN user renames alice's meeting; LN's signed webhook reaches the
+    //    push function, which queues one event job for whoever owns it; the worker updates the
+    //    meeting in alice's mailbox, and Exchange the invitations.
+    assert_eq!(queue_depth(&sqs, queue_url).await?, 0);
+    world.clear_logs();
+    world.ln.clear_webhook_deliveries();
+    cal.ln_patch(&meeting, json!({"subject": "Push review (moved by LN)"}))?;
+    let (pushed, latency) = wait_for_pushed(world, &sqs, queue_url, PUSH_WITHIN).await?;
+    eprintln!("LN edit → SQS: {latency:?}");
+    let jobs = pushed
+        .iter()
+        .map(Received::job)
+        .collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(jobs.len(), 1, "one job, no pull: {jobs:#?}");
+    assert!(jobs[0].user.is_any(), "{jobs:#?}");
+    assert!(is_event_for(&jobs[0], None, Some(&meeting)), "{jobs:#?}");
+    let hooks = world.ln.webhook_deliveries();
+    assert_eq!(hooks.len(), 1, "{hooks:#?}");
+    assert_eq!(
+        (
+            hooks[0].key.as_str(),
+            hooks[0].last_status,
+            hooks[0].attempts
+        ),
+        (meeting.as_str(), Some(202), 1),
+        "{hooks:#?}"
+    );
+    let hook_body = hooks[0].body.clone();
+    let t = Instant::now();
+    let response = lambda.invoke("worker", &sqs_event(&pushed)).await?;
+    eprintln!("worker, one pushed LN event: {:?}", t.elapsed());
+    assert!(failed_ids(&response).is_empty(), "{response}");
+    delete_succeeded(&sqs, queue_url, &pushed, &[]).await?;
+    let item = cal.ews_item(alice, &meeting_uid).ok_or("alice's meeting")?;
+    assert_eq!(
+        item.item.subject.as_deref(),
+        Some("Push review (moved by LN)")
+    );
+    for u in [bob, carol] {
+        let copy = cal
+            .events(u)
+            .into_iter()
+            .find(|e| e.uid == meeting_uid)
+            .ok_or("no invitation")?;
+        assert_eq!(
+            copy.subject.as_deref(),
+            Some("Push review (moved by LN)"),
+            "{u}'s copy"
+        );
+    }
+    for u in [alice, bob, carol] {
+        assert!(pull_calls(&cal, u).is_empty(), "{u}: {:?}", cal.ews_ops(u));
+    }
+    assert_eq!(cal.ln_feed_reads(), 0, "no LN feed read:\n{}", cal.ln_log());
+    // The update changed bob's and carol's copies too, and their notifications come back as
+    // jobs of theirs. Those runs also finish R19: the first drain ran their calendars alongside
+    // alice's, so they could meet their copies before her meeting had a link, which leaves their
+    // lines' *Synchronized* to a later run of theirs. The echoes converge instead of looping (`drain` gives up on jobs that never
+    // stop coming).
+    let echoes = drain(world, &lambda, &sqs, queue_url).await?;
+    eprintln!(
+        "Exchange's echo of that update: {} jobs; scenario done at {:?}",
+        echoes.len(),
+        started.elapsed()
+    );
+    for u in [bob, carol] {
+        let line = cal.ln_line(&meeting, &cal.email(u));
+        assert!(
+            line.sent_to_synchronizer && line.synchronized,
+            "{u}: {line:?}"
+        );
+    }
+
+    // 5. Hostile requests are refused before anything is queued.
+    let fixture = |name: &str| std::fs::read(root().join("functions/push/events").join(name));
+    let ews_url = |token: &str| format!("{function_url}/ews/prod/{token}");
+    let soap = || vec![("content-type", "text/xml; charset=utf-8".to_owned())];
+    let stale = Utc::now() - chrono::Duration::minutes(10);
+    // "Valid-looking": the made-up notification is one Exchange could have sent.
+    schema_check(&fixture("ews-send-notification.xml")?)?;
+    let cases = vec![
+        Hostile {
+            what: "a genuine notification, replayed under a wrong token",
+            url: ews_url("wrong-token"),
+            body: captured.into_bytes(),
+            headers: soap(),
+            status: 403,
+        },
+        Hostile {
+            what: "the right token, a subscription nobody made",
+            url: ews_url(&token),
+            body: fixture("ews-send-notification.xml")?,
+            headers: soap(),
+            status: 403,
+        },
+        Hostile {
+            what: "the right token, a DOCTYPE (entity expansion, external entity)",
+            url: ews_url(&token),
+            body: fixture("ews-doctype.xml")?,
+            headers: soap(),
+            status: 400,
+        },
+        Hostile {
+            what: "an LN webhook signed with another key",
+            url: format!("{function_url}/ln/prod"),
+            body: fixture("ln-webhook.json")?,
+            headers: ln_headers("not-the-secret", &fixture("ln-webhook.json")?, Utc::now()),
+            status: 401,
+        },
+        Hostile {
+            what: "LN's genuine webhook, replayed ten minutes later",
+            url: format!("{function_url}/ln/prod"),
+            body: hook_body.clone().into_bytes(),
+            headers: ln_headers(LN_WEBHOOK_SECRET, hook_body.as_bytes(), stale),
+            status: 401,
+        },
+        Hostile {
+            what: "a correctly signed DOCTYPE",
+            url: format!("{function_url}/ln/prod"),
+            body: fixture("ews-doctype.xml")?,
+            headers: ln_headers(LN_WEBHOOK_SECRET, &fixture("ews-doctype.xml")?, Utc::now()),
+            status: 400,
+        },
+    ];
+    for case in cases {
+        let (status, text) = post(&http, &case.url, case.body, &case.headers).await?;
+        assert_eq!(status, case.status, "{}: {text}", case.what);
+        assert_eq!(
+            queue_depth(&sqs, queue_url).await?,
+            0,
+            "{}: queued something",
+            case.what
+        );
+    }
+    eprintln!("push test total: {:?}", started.elapsed());
     Ok(())
 }
