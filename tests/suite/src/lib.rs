@@ -7,6 +7,8 @@
 //!   over the real adapters, one simulated time for lnsync and both simulators.
 //! - [`push_world`]: a calendar world with `lnsync serve` (push endpoint and worker) over it.
 //! - [`moto`]: a local AWS emulator (DynamoDB, SQS) and SDK clients for the AWS adapters' runs.
+//! - [`iac`]: the deployment template translated and deployed into moto, and its drift checks
+//!   against the code's names.
 //!
 //! Each suite is a set of public async test functions plus a `CASES` table and a `run_all`
 //! that runs every case on a fresh instance and reports all failures at once. An adapter's
@@ -15,5 +17,6 @@
 pub mod calendar_world;
 pub mod contract;
 pub mod harness;
+pub mod iac;
 pub mod moto;
 pub mod push_world;

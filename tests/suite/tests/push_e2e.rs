@@ -22,7 +22,13 @@ use serde_json::json;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// A hostile request: what it is, path, headers, body, and the status it must get.
-type Case = (&'static str, String, Vec<(&'static str, String)>, Vec<u8>, u16);
+type Case = (
+    &'static str,
+    String,
+    Vec<(&'static str, String)>,
+    Vec<u8>,
+    u16,
+);
 
 fn unix_now() -> String {
     chrono::Utc::now().timestamp().to_string()

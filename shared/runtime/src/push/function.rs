@@ -3,7 +3,7 @@
 //! environments and each one's LN webhook secret — never LN or Exchange credentials.
 
 use super::router::PushEnvironment;
-use crate::deploy::{DeployError, SecretFetcher};
+use crate::deploy::{DeployError, EnvironmentSettings, SecretFetcher, environment_ids};
 use crate::vars;
 use lnsync_core::ids::EnvironmentId;
 use std::collections::{BTreeSet, HashMap};
@@ -39,16 +39,16 @@ impl PushFunctionConfig {
             vars::ENVIRONMENTS,
             "comma-separated ids of the environments served",
         );
-        let mut environments = Vec::new();
-        let mut seen = BTreeSet::new();
-        for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            if !seen.insert(id.to_owned()) {
-                problems.push(format!("{}: {id} is listed twice", vars::ENVIRONMENTS));
-                continue;
-            }
-            let arn = get(&vars::env_var(id, vars::env::LN_WEBHOOK_SECRET_ARN));
-            environments.push((EnvironmentId::new(id), arn));
-        }
+        // Either form of per-environment settings: the template can only write the JSON one.
+        let ids = environment_ids(&mut problems, &ids);
+        let settings = EnvironmentSettings::from_lookup(&get, &ids, &mut problems);
+        let environments = ids
+            .iter()
+            .map(|id| {
+                let arn = settings.get(id, vars::env::LN_WEBHOOK_SECRET_ARN);
+                (EnvironmentId::new(id), arn.map(str::to_owned))
+            })
+            .collect();
         if problems.is_empty() {
             Ok(Self {
                 table,
