@@ -41,6 +41,10 @@ use std::time::Duration;
 /// How long a job waits when another run holds its user's lease: long enough for a typical run
 /// to finish, short enough that a crashed holder's job is not delayed much past its lease.
 pub const BUSY_RETRY: Duration = Duration::from_secs(30);
+/// How long a single-event job waits when its user's lease is held (by the pull, or by another
+/// event of the same meeting queued from the other side): such runs are short, and push is
+/// about latency.
+pub const PUSH_BUSY_RETRY: Duration = Duration::from_secs(2);
 /// How long a done mark suppresses redeliveries. Longer than SQS's 5-minute de-duplication
 /// window and than any visibility timeout, so every redelivery of a completed job finds it.
 pub const JOB_DONE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -738,7 +742,7 @@ impl Worker {
                 &holder,
             )
             .await;
-        Ok(run_outcome(run))
+        Ok(run_outcome(run, PUSH_BUSY_RETRY))
     }
 
     /// Creates or recreates the user's push subscription (R31, R33).
@@ -871,7 +875,7 @@ impl Worker {
             sync.run_user(ln.as_ref(), mailbox.as_ref(), &user, &feed, &holder)
                 .await
         };
-        let outcome = run_outcome(run);
+        let outcome = run_outcome(run, BUSY_RETRY);
         if matches!(outcome, JobOutcome::Done { .. })
             && let Err(e) = self
                 .store
@@ -885,15 +889,15 @@ impl Worker {
     }
 }
 
-/// A user's run as a job outcome: a busy lease is retried after [`BUSY_RETRY`].
-fn run_outcome(run: UserRun) -> JobOutcome {
+/// A user's run as a job outcome: a busy lease is retried after `busy_retry`.
+fn run_outcome(run: UserRun, busy_retry: Duration) -> JobOutcome {
     match (run.outcome, run.error) {
         (RunOutcome::Succeeded | RunOutcome::Partial, _) => JobOutcome::Done {
             outcome: run.outcome,
             counts: run.counts,
         },
         (RunOutcome::Busy, _) => JobOutcome::Retry {
-            after: Some(BUSY_RETRY),
+            after: Some(busy_retry),
             error: "another run holds this user's lease".to_owned(),
         },
         (_, Some(e)) => JobOutcome::from_error(&e),

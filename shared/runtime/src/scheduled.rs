@@ -237,6 +237,19 @@ pub async fn run_scheduled_with(
                     }
                 } else {
                     summary.failed += 1;
+                    // A failed job is due again after its hint (or the queue's visibility);
+                    // wake the loop then rather than at the next tick, which may be far off.
+                    let due = match outcome {
+                        JobOutcome::Retry {
+                            after: Some(after), ..
+                        } => *after,
+                        _ => pacing.queue.visibility,
+                    };
+                    let wake = wake.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(due).await;
+                        wake.notify_one();
+                    });
                 }
                 on_job(&delivery.job, outcome);
             }
