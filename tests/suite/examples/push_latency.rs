@@ -7,10 +7,9 @@
 //! cargo run -p lnsync-tests --example push_latency [--release] [-- EDITS]
 //! ```
 
-use ews_sim::{EventEdit, NewEvent};
+use ews_sim::EventEdit;
 use lnsync_tests::harness::BoxError;
 use lnsync_tests::push_world::Served;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -20,31 +19,9 @@ async fn main() -> Result<(), BoxError> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(100);
-    let seeded = Arc::new(Mutex::new(None));
-    let k = seeded.clone();
-    let s = Served::start(Duration::from_secs(3600), move |cal| {
-        let mut e = NewEvent::new(
-            "Latency",
-            cal.at(2, 10).naive_utc(),
-            cal.at(2, 11).naive_utc(),
-        );
-        e.send = false;
-        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some(cal.user_creates("alice", e)?);
-        Ok(())
-    })
-    .await?;
-    let event = seeded
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .ok_or("seeded")?;
-    let cal = s.cal.clone();
-    let key = cal
-        .ln_activities()
-        .into_iter()
-        .find(|a| a.record.data.external_reference.as_deref() == Some(event.uid.as_str()))
-        .map(|a| a.record.data.activity.clone())
-        .ok_or("the first pull linked the event")?;
+    let (s, latency) =
+        Served::with_appointment(Duration::from_secs(3600), "alice", "Latency", 2, 10).await?;
+    let (cal, event, key) = (s.cal.clone(), &latency.event, &latency.ln_key);
     let mut samples = Vec::with_capacity(edits);
     for i in 0..edits {
         let subject = format!("Latency #{i}");
@@ -58,7 +35,7 @@ async fn main() -> Result<(), BoxError> {
             },
         )?;
         loop {
-            if s.ln_subject(&key).as_deref() == Some(subject.as_str()) {
+            if s.ln_subject(key).as_deref() == Some(subject.as_str()) {
                 break;
             }
             if started.elapsed() > Duration::from_secs(30) {

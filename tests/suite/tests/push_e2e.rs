@@ -81,12 +81,7 @@ async fn scenario_25_edits_arrive_by_push_without_a_pull() -> TestResult {
         .take()
         .ok_or("seeded")?;
     let cal = s.cal.clone();
-    let dentist_key = cal
-        .ln_activities()
-        .into_iter()
-        .find(|a| a.record.data.external_reference.as_deref() == Some(dentist.uid.as_str()))
-        .map(|a| a.record.data.activity.clone())
-        .ok_or("the pull created carol's dentist in LN")?;
+    let dentist_key = s.ln_key_of(&dentist.uid)?;
 
     // Exchange → LN: carol renames her appointment in Outlook.
     let before = s.job_count();
@@ -169,38 +164,23 @@ async fn scenario_25_edits_arrive_by_push_without_a_pull() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scenario_26_lost_notifications_are_repaired_by_the_next_pull() -> TestResult {
-    let seeded = Arc::new(Mutex::new(None));
-    let k = seeded.clone();
-    let s = Served::start(std::time::Duration::from_secs(3600), move |cal| {
-        let mut e = NewEvent::new(
-            "Review",
-            cal.at(2, 14).naive_utc(),
-            cal.at(2, 15).naive_utc(),
-        );
-        e.send = false;
-        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some(cal.user_creates("alice", e)?);
-        Ok(())
-    })
+    let (s, review) = Served::with_appointment(
+        std::time::Duration::from_secs(3600),
+        "alice",
+        "Review",
+        2,
+        14,
+    )
     .await?;
-    let review = seeded
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .ok_or("seeded")?;
     let cal = s.cal.clone();
-    let key = cal
-        .ln_activities()
-        .into_iter()
-        .find(|a| a.record.data.external_reference.as_deref() == Some(review.uid.as_str()))
-        .map(|a| a.record.data.activity.clone())
-        .ok_or("linked")?;
+    let key = review.ln_key.clone();
     // The server loses alice's subscription without a word; two edits follow.
     let sub = s.subscription_of("alice").await?;
     assert!(cal.world.ews.drop_subscription(sub.id.as_str()));
     for subject in ["Review 1", "Review 2"] {
         cal.user_edits(
             "alice",
-            &review.id,
+            &review.event.id,
             EventEdit {
                 subject: Some(subject.into()),
                 ..EventEdit::default()
@@ -223,36 +203,20 @@ async fn scenario_26_lost_notifications_are_repaired_by_the_next_pull() -> TestR
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scenario_27_silent_subscriptions_are_recreated_and_unwanted_ones_unsubscribed()
 -> TestResult {
-    let seeded = Arc::new(Mutex::new(None));
-    let k = seeded.clone();
-    // The loop ticks every 200 ms; pulls are daily, so ticks only keep subscriptions alive.
-    let s = Served::start(std::time::Duration::from_millis(200), move |cal| {
-        let mut e = NewEvent::new(
-            "Standup",
-            cal.at(2, 8).naive_utc(),
-            cal.at(2, 9).naive_utc(),
-        );
-        e.send = false;
-        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some(cal.user_creates("alice", e)?);
-        Ok(())
-    })
+    let (s, standup) = Served::with_appointment(
+        std::time::Duration::from_millis(200),
+        "alice",
+        "Standup",
+        2,
+        8,
+    )
     .await?;
-    let standup = seeded
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .ok_or("seeded")?;
     let cal = s.cal.clone();
-    let key = cal
-        .ln_activities()
-        .into_iter()
-        .find(|a| a.record.data.external_reference.as_deref() == Some(standup.uid.as_str()))
-        .map(|a| a.record.data.activity.clone())
-        .ok_or("linked")?;
+    let key = standup.ln_key.clone();
     let edit = |subject: &str| {
         cal.user_edits(
             "alice",
-            &standup.id,
+            &standup.event.id,
             EventEdit {
                 subject: Some(subject.into()),
                 ..EventEdit::default()
@@ -359,20 +323,8 @@ async fn scenario_27_silent_subscriptions_are_recreated_and_unwanted_ones_unsubs
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scenario_27_a_stopped_environment_answers_unsubscribe() -> TestResult {
-    let seeded = Arc::new(Mutex::new(None));
-    let k = seeded.clone();
-    let s = Served::start(std::time::Duration::from_secs(3600), move |cal| {
-        let mut e = NewEvent::new("1:1", cal.at(2, 11).naive_utc(), cal.at(2, 12).naive_utc());
-        e.send = false;
-        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some(cal.user_creates("bob", e)?);
-        Ok(())
-    })
-    .await?;
-    let one = seeded
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .ok_or("seeded")?;
+    let (s, one) =
+        Served::with_appointment(std::time::Duration::from_secs(3600), "bob", "1:1", 2, 11).await?;
     let cal = s.cal.clone();
     let sub = s.subscription_of("bob").await?;
     cal.world
@@ -386,7 +338,7 @@ async fn scenario_27_a_stopped_environment_answers_unsubscribe() -> TestResult {
     let before = s.job_count();
     cal.user_edits(
         "bob",
-        &one.id,
+        &one.event.id,
         EventEdit {
             subject: Some("1:1 (stopped)".into()),
             ..EventEdit::default()
@@ -412,20 +364,9 @@ async fn scenario_27_a_stopped_environment_answers_unsubscribe() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scenarios_28_and_34_hostile_requests_are_refused_and_nothing_is_queued() -> TestResult {
-    let seeded = Arc::new(Mutex::new(None));
-    let k = seeded.clone();
-    let s = Served::start(std::time::Duration::from_secs(3600), move |cal| {
-        let mut e = NewEvent::new("Demo", cal.at(4, 10).naive_utc(), cal.at(4, 11).naive_utc());
-        e.send = false;
-        *k.lock().unwrap_or_else(PoisonError::into_inner) = Some(cal.user_creates("alice", e)?);
-        Ok(())
-    })
-    .await?;
-    let demo = seeded
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        .ok_or("seeded")?;
+    let (s, demo) =
+        Served::with_appointment(std::time::Duration::from_secs(3600), "alice", "Demo", 4, 10)
+            .await?;
     let cal = s.cal.clone();
     let token = cal
         .world
@@ -434,7 +375,7 @@ async fn scenarios_28_and_34_hostile_requests_are_refused_and_nothing_is_queued(
         .await?
         .ok_or("the worker created the push token")?;
     let sub = s.subscription_of("alice").await?;
-    let item = demo.id.0.clone();
+    let item = demo.event.id.0.clone();
     let xml = |sub: &str| send_notification(sub, &item).into_bytes();
     let before = s.job_count();
     let hook = json!({"entity":"Activity","key":"ACT-1","change":"modified","lastModified":"2027-03-01T10:00:00Z","id":"n-1"}).to_string();
@@ -548,15 +489,10 @@ async fn scenarios_28_and_34_hostile_requests_are_refused_and_nothing_is_queued(
     );
 
     // The endpoint kept serving: a real edit still arrives.
-    let key = cal
-        .ln_activities()
-        .into_iter()
-        .find(|a| a.record.data.external_reference.as_deref() == Some(demo.uid.as_str()))
-        .map(|a| a.record.data.activity.clone())
-        .ok_or("linked")?;
+    let key = demo.ln_key.clone();
     cal.user_edits(
         "alice",
-        &demo.id,
+        &demo.event.id,
         EventEdit {
             subject: Some("Demo (still served)".into()),
             ..EventEdit::default()
