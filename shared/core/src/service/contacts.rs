@@ -135,7 +135,7 @@ impl ContactSync<'_> {
             clock: self.clock,
             lease_ttl: self.options.lease_ttl,
             lease_kind: LEASE_KIND,
-            record_kind: LinkKind::Contact,
+            record_kind: Some(LinkKind::Contact),
         };
         scope
             .run(user, holder, || async {

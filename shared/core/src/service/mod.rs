@@ -112,12 +112,13 @@ pub(crate) struct RunScope<'a> {
     pub lease_ttl: Duration,
     /// The (user, kind) lease of R36/R7.
     pub lease_kind: &'a str,
-    /// The kind the run is recorded under for the console (R39).
-    pub record_kind: LinkKind,
+    /// The kind the run is recorded under for the console (R39); `None`: not recorded (a
+    /// single-event sync, so the console's last run stays the pull's).
+    pub record_kind: Option<LinkKind>,
 }
 
 impl RunScope<'_> {
-    /// Runs `body` under the user's lease and records the run. `body` returns the counts so
+    /// Runs `body` under the user's lease and records the run (if it has a record kind). `body` returns the counts so
     /// far and its result; a run that finds the lease held is `Busy` and not recorded.
     pub(crate) async fn run<F, Fut>(&self, user: &SyncUser, holder: &str, body: F) -> UserRun
     where
@@ -159,11 +160,13 @@ impl RunScope<'_> {
                 }
             }
         };
-        if outcome != RunOutcome::Busy {
+        if outcome != RunOutcome::Busy
+            && let Some(kind) = self.record_kind
+        {
             let record = RunRecord {
                 env: self.env.clone(),
                 user: user.user.clone(),
-                kind: self.record_kind,
+                kind,
                 started_at,
                 finished_at: self.clock.now(),
                 outcome,

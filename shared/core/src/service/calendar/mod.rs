@@ -198,7 +198,7 @@ impl CalendarSync<'_> {
             clock: self.clock,
             lease_ttl: self.options.lease_ttl,
             lease_kind: LEASE_KIND,
-            record_kind: LinkKind::Event,
+            record_kind: Some(LinkKind::Event),
         };
         scope
             .run(user, holder, || async {

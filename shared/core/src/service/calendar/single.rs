@@ -105,74 +105,65 @@ impl CalendarSync<'_> {
         if active.is_empty() {
             // Deactivated since the notification was sent: nothing of theirs is synchronized
             // any more (R4), and the notification was only a hint.
-            let counts = RunCounts {
-                skipped: 1,
-                ..RunCounts::default()
+            return UserRun {
+                user: user.user.clone(),
+                mailbox: user.email.clone(),
+                outcome: RunOutcome::Succeeded,
+                counts: RunCounts {
+                    skipped: 1,
+                    ..RunCounts::default()
+                },
+                error: None,
             };
-            return finished(user, RunOutcome::Succeeded, counts, None);
         }
-        let leased = self
-            .store
-            .acquire_lease(
-                self.env,
-                &user.user,
-                LEASE_KIND,
-                holder,
-                self.clock.now(),
-                self.options.lease_ttl,
-            )
-            .await;
-        match leased {
-            Ok(true) => {}
-            Ok(false) => {
-                return finished(
-                    user,
-                    RunOutcome::Busy,
-                    RunCounts::default(),
-                    Some(SyncError::Busy),
-                );
-            }
-            Err(e) => {
-                return finished(
-                    user,
-                    RunOutcome::Failed,
-                    RunCounts::default(),
-                    Some(e.into()),
-                );
-            }
-        }
-        let mut counts = RunCounts::default();
-        let result = async {
-            let window = self.window();
-            let narrow = match target {
-                EventTarget::Exchange(id) => self.read_item(ln, mailbox, user, id, window).await?,
-                EventTarget::Activity(key) => {
-                    self.read_activity(ln, mailbox, user, key, window).await?
-                }
-            };
-            let feed = CalendarFeed::of_items(
-                window,
-                self.clock.now(),
-                narrow.activities,
-                narrow.deletions,
-                users,
-                employees,
-            );
-            self.reconcile(ln, mailbox, user, &feed, &narrow.read, &mut counts)
-                .await
-        }
-        .await;
-        // A lease we fail to release expires on its own; the job's result stands.
-        let _ = self
-            .store
-            .release_lease(self.env, &user.user, LEASE_KIND, holder)
-            .await;
-        let (outcome, error) = match result {
-            Ok(()) if counts.errors == 0 && counts.held == 0 => (RunOutcome::Succeeded, None),
-            Ok(()) => (RunOutcome::Partial, None),
-            Err(e) => (RunOutcome::Failed, Some(e)),
+        let scope = crate::service::RunScope {
+            env: self.env,
+            store: self.store,
+            clock: self.clock,
+            lease_ttl: self.options.lease_ttl,
+            lease_kind: LEASE_KIND,
+            record_kind: None,
         };
-        finished(user, outcome, counts, error)
+        scope
+            .run(user, holder, || async {
+                let mut counts = RunCounts::default();
+                let result = self
+                    .sync_target(ln, mailbox, user, target, users, employees, &mut counts)
+                    .await;
+                (counts, result)
+            })
+            .await
+    }
+
+    /// Reads the target on both sides and reconciles what was read (under the lease).
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_target(
+        &self,
+        ln: &dyn LnGateway,
+        mailbox: &dyn Mailbox,
+        user: &SyncUser,
+        target: &EventTarget,
+        users: &[SyncUser],
+        employees: &[Employee],
+        counts: &mut RunCounts,
+    ) -> Result<(), SyncError> {
+        let window = self.window();
+        let narrow = match target {
+            EventTarget::Exchange(id) => self.read_item(ln, mailbox, user, id, window).await?,
+            EventTarget::Activity(key) => {
+                self.read_activity(ln, mailbox, user, key, window).await?
+            }
+        };
+        let feed = CalendarFeed::of_items(
+            window,
+            self.clock.now(),
+            narrow.activities,
+            narrow.deletions,
+            users,
+            employees,
+        );
+        self.reconcile(ln, mailbox, user, &feed, &narrow.read, counts)
+            .await
     }
 
     /// The pull's phases 4 and 5 over what was read. The context has no cursors: every
@@ -388,20 +379,5 @@ impl CalendarSync<'_> {
             key: link.ln_key.as_str().to_owned(),
             deleted_at: link.ln_modified.map_or(now, |m| m.max(now)),
         }
-    }
-}
-
-fn finished(
-    user: &SyncUser,
-    outcome: RunOutcome,
-    counts: RunCounts,
-    error: Option<SyncError>,
-) -> UserRun {
-    UserRun {
-        user: user.user.clone(),
-        mailbox: user.email.clone(),
-        outcome,
-        counts,
-        error,
     }
 }
