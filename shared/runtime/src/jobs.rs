@@ -17,7 +17,7 @@
 //! R14 (the LN feed once per environment, not per user): see [`FeedCache`].
 
 use crate::config::{EnvironmentConfig, PushSettings};
-use crate::push::subscriptions::{SubscribeError, Subscribed, push_wanted, subscribe_user};
+use crate::push::subscriptions::{SubscribeError, SubscribeOutcome, push_wanted, subscribe_user};
 use crate::runner::{Connector, SyncKind, error_chain};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -783,8 +783,8 @@ impl Worker {
         )
         .await?;
         let counts = match done {
-            Subscribed::Kept(_) => RunCounts::default(),
-            Subscribed::Created { .. } => RunCounts {
+            SubscribeOutcome::Kept(_) => RunCounts::default(),
+            SubscribeOutcome::Created { .. } => RunCounts {
                 created: 1,
                 ..RunCounts::default()
             },

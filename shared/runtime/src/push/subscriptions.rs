@@ -143,7 +143,7 @@ pub fn upkeep(
 
 /// What a `Subscribe` job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subscribed {
+pub enum SubscribeOutcome {
     /// A healthy subscription already existed (a repeated job, or a duplicate delivery).
     Kept(SubscriptionId),
     /// A new subscription; `resumed` when it started from the previous one's watermark.
@@ -161,7 +161,7 @@ pub async fn subscribe_user(
     mailbox: &dyn Mailbox,
     push: &PushSettings,
     now: DateTime<Utc>,
-) -> Result<Subscribed, SubscribeError> {
+) -> Result<SubscribeOutcome, SubscribeError> {
     let Some(base) = &push.public_url else {
         return Err(SubscribeError::NoPushUrl);
     };
@@ -175,7 +175,7 @@ pub async fn subscribe_user(
         .iter()
         .find(|s| s.active && &s.mailbox == address && !s.is_silent(now))
     {
-        return Ok(Subscribed::Kept(s.id.clone()));
+        return Ok(SubscribeOutcome::Kept(s.id.clone()));
     }
     // The newest watermark of this mailbox: everything after it was not yet delivered.
     mine.sort_by_key(|s| s.last_seen);
@@ -238,7 +238,7 @@ pub async fn subscribe_user(
             .await?;
     }
     tracing::info!(env = %env, user = %user, subscription = %created.id, resumed, "push subscription created");
-    Ok(Subscribed::Created {
+    Ok(SubscribeOutcome::Created {
         id: created.id,
         resumed,
     })
