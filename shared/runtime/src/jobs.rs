@@ -653,31 +653,30 @@ impl Worker {
         }
     }
 
-    /// The LN side a push job needs before it can run: the environment's settings (calendar
-    /// sync on?) and who is who, each reused while younger than [`PUSH_READ_MAX_AGE`].
+    /// The LN side a push job needs before it can run: the client and the environment's
+    /// settings (calendar sync on?), reused while younger than [`PUSH_READ_MAX_AGE`]. `Err` is
+    /// the job's outcome when it cannot run.
     async fn push_context(
         &self,
         env: &EnvironmentConfig,
         job: &Job,
-    ) -> Result<Result<(Arc<dyn LnGateway>, Arc<Settings>), JobOutcome>, SyncError> {
-        let ln = match self.connector.ln(env) {
-            Ok(ln) => ln,
-            Err(e) => return Ok(Err(JobOutcome::Failed(e))),
-        };
+    ) -> Result<(Arc<dyn LnGateway>, Arc<Settings>), JobOutcome> {
+        let ln = self.connector.ln(env).map_err(JobOutcome::Failed)?;
         let not_before = job.enqueued_at - PUSH_READ_MAX_AGE;
         let settings = self
             .feeds
             .settings(&job.env, ln.as_ref(), self.clock.as_ref(), not_before)
-            .await?;
+            .await
+            .map_err(|e| JobOutcome::from_error(&e))?;
         if !settings.synchronize_activities {
-            return Ok(Err(JobOutcome::Dropped(
+            return Err(JobOutcome::Dropped(
                 "Synchronize Activities is off in LN".to_owned(),
-            )));
+            ));
         }
         if let Some(why) = SyncKind::Calendar.unsupported(&settings) {
-            return Ok(Err(JobOutcome::Failed(why.to_owned())));
+            return Err(JobOutcome::Failed(why.to_owned()));
         }
-        Ok(Ok((ln, settings)))
+        Ok((ln, settings))
     }
 
     /// A single-event sync after a push notification (R31): the event's owner (for an LN
@@ -688,7 +687,7 @@ impl Worker {
         job: &Job,
         target: &EventTarget,
     ) -> Result<JobOutcome, SyncError> {
-        let (ln, settings) = match self.push_context(env, job).await? {
+        let (ln, settings) = match self.push_context(env, job).await {
             Ok(c) => c,
             Err(outcome) => return Ok(outcome),
         };
@@ -752,9 +751,8 @@ impl Worker {
         job: &Job,
     ) -> Result<JobOutcome, SubscribeError> {
         let (_, settings) = match self.push_context(env, job).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(outcome)) => return Ok(outcome),
-            Err(e) => return Ok(JobOutcome::from_error(&e)),
+            Ok(c) => c,
+            Err(outcome) => return Ok(outcome),
         };
         if !push_wanted(&settings, &self.push) {
             return Ok(JobOutcome::Dropped(
