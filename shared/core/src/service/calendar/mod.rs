@@ -192,21 +192,26 @@ impl CalendarSync<'_> {
         feed: &CalendarFeed,
         holder: &str,
     ) -> UserRun {
-        let scope = super::RunScope {
-            env: self.env,
-            store: self.store,
-            clock: self.clock,
-            lease_ttl: self.options.lease_ttl,
-            lease_kind: LEASE_KIND,
-            record_kind: Some(LinkKind::Event),
-        };
-        scope
+        self.scope(Some(LinkKind::Event))
             .run(user, holder, || async {
                 let mut counts = RunCounts::default();
                 let result = self.sync_user(ln, mailbox, user, feed, &mut counts).await;
                 (counts, result)
             })
             .await
+    }
+
+    /// Where a calendar run of one user happens: the calendar lease (shared by pulls and
+    /// single-event syncs, R36), recorded under `record_kind` if any.
+    fn scope(&self, record_kind: Option<LinkKind>) -> super::RunScope<'_> {
+        super::RunScope {
+            env: self.env,
+            store: self.store,
+            clock: self.clock,
+            lease_ttl: self.options.lease_ttl,
+            lease_kind: LEASE_KIND,
+            record_kind,
+        }
     }
 
     /// The outline of one user's run; each phase is a function below.

@@ -12,7 +12,7 @@
 //! as the pull keeps them (R40). It runs under the user's calendar lease, the pull's (R36).
 
 use super::exchange::ExchangeRead;
-use super::{CalendarFeed, CalendarSync, LEASE_KIND, Stock, UserCx};
+use super::{CalendarFeed, CalendarSync, Stock, UserCx};
 use crate::calendar::EventKey;
 use crate::ids::*;
 use crate::model::*;
@@ -116,15 +116,8 @@ impl CalendarSync<'_> {
                 error: None,
             };
         }
-        let scope = crate::service::RunScope {
-            env: self.env,
-            store: self.store,
-            clock: self.clock,
-            lease_ttl: self.options.lease_ttl,
-            lease_kind: LEASE_KIND,
-            record_kind: None,
-        };
-        scope
+        // Not recorded: the console's last run stays the pull's.
+        self.scope(None)
             .run(user, holder, || async {
                 let mut counts = RunCounts::default();
                 let result = self
