@@ -13,6 +13,7 @@
 
 pub mod dynamo;
 pub mod ews;
+pub mod graph;
 pub mod ln;
 pub mod memqueue;
 pub mod sqlite;

@@ -115,6 +115,8 @@ pub enum MailboxError {
     InvalidCursor { mailbox: MailboxAddress },
     #[error("the folder lnsync uses in mailbox {mailbox} no longer exists")]
     FolderNotFound { mailbox: MailboxAddress },
+    #[error("the push subscription on mailbox {mailbox} no longer exists")]
+    SubscriptionNotFound { mailbox: MailboxAddress },
     #[error("Exchange answered {code}: {message}")]
     Server {
         code: String,
@@ -137,9 +139,9 @@ impl Classify for MailboxError {
             MailboxError::Unreachable { .. } => ErrorClass::Transient,
             MailboxError::Throttled { retry_after, .. } => ErrorClass::Throttled(*retry_after),
             MailboxError::Configuration { .. } => ErrorClass::Configuration,
-            MailboxError::InvalidCursor { .. } | MailboxError::FolderNotFound { .. } => {
-                ErrorClass::Conflict
-            }
+            MailboxError::InvalidCursor { .. }
+            | MailboxError::FolderNotFound { .. }
+            | MailboxError::SubscriptionNotFound { .. } => ErrorClass::Conflict,
             MailboxError::Server {
                 transient: true, ..
             } => ErrorClass::Transient,

@@ -197,12 +197,21 @@ pub struct FolderChanges {
 /// A push subscription to create on a user's calendar (R31).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushRequest {
-    /// Where the server POSTs notifications: `{push url}/ews/{environment}/{token}`.
+    /// Where the server POSTs notifications: `{push url}/ews/{environment}/{token}` (EWS) or
+    /// `{push url}/graph/{environment}` (Graph).
     pub url: String,
-    /// EWS `StatusFrequency` in minutes (1–1440).
+    /// EWS `StatusFrequency` in minutes (1–1440); unused by Graph.
     pub status_frequency_minutes: u32,
-    /// Resume from this watermark (events since it are delivered); `None` starts now.
+    /// Resume from this watermark (events since it are delivered); `None` starts now. EWS only:
+    /// Graph subscriptions cannot resume, a calendar pull covers the gap.
     pub watermark: Option<String>,
+    /// Graph `clientState`: the secret every notification must carry back (≤ 128 chars).
+    pub client_state: Option<String>,
+    /// Graph `lifecycleNotificationUrl` (`reauthorizationRequired`, `subscriptionRemoved`,
+    /// `missed`).
+    pub lifecycle_url: Option<String>,
+    /// Graph: the expiry asked for (the server may shorten it; the answer says).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A subscription the server created.
@@ -303,12 +312,17 @@ pub trait Mailbox: Send + Sync {
     /// One page of item changes in the calendar folder since `cursor` (all items when
     /// `None`): singles and recurring masters, ids and versions only (EWS SyncFolderItems).
     /// An expired cursor gives [`MailboxError::InvalidCursor`] (R38).
+    ///
+    /// `window` is the run's sync window. EWS ignores it (SyncFolderItems sees the whole
+    /// folder); Graph's `calendarView/delta` is bound to the window its first round named, so a
+    /// cursor whose window no longer covers `window` is answered `InvalidCursor`.
     async fn sync_calendar(
         &self,
         mailbox: &MailboxAddress,
         cursor: Option<&FolderCursor>,
+        window: Window,
     ) -> Result<FolderChanges, MailboxError> {
-        let _ = (mailbox, cursor);
+        let _ = (mailbox, cursor, window);
         Err(MailboxError::Unsupported("calendar sync"))
     }
 
@@ -380,6 +394,31 @@ pub trait Mailbox: Send + Sync {
     ) -> Result<Subscribed, MailboxError> {
         let _ = (mailbox, request);
         Err(MailboxError::Unsupported("push subscriptions"))
+    }
+
+    /// Extends a subscription that expires (Graph `PATCH /subscriptions/{id}`), answering the
+    /// new expiry. One the server no longer knows gives [`MailboxError::SubscriptionNotFound`]:
+    /// subscribe again and let a pull catch up.
+    async fn renew_subscription(
+        &self,
+        mailbox: &MailboxAddress,
+        id: &SubscriptionId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, MailboxError> {
+        let _ = (mailbox, id, expires_at);
+        Err(MailboxError::Unsupported("subscription renewal"))
+    }
+
+    /// Ends a subscription at the server (Graph `DELETE /subscriptions/{id}`). EWS push
+    /// subscriptions end by answering their next notification `Unsubscribe`, so the default
+    /// does nothing. An unknown subscription is not an error.
+    async fn unsubscribe(
+        &self,
+        mailbox: &MailboxAddress,
+        id: &SubscriptionId,
+    ) -> Result<(), MailboxError> {
+        let _ = (mailbox, id);
+        Ok(())
     }
 }
 

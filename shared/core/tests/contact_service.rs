@@ -269,3 +269,64 @@ fn an_active_user_without_an_email_fails_alone_with_the_reason() {
     );
     assert_eq!(w.mailbox.calls(&MailboxAddress::new("")).len(), 0);
 }
+
+/// A mailbox whose ids all change (moved, or its environment switched from EWS to Graph)
+/// keeps its contacts: LN edits find them by stamp, LN deletions remove them, nothing is
+/// duplicated.
+#[test]
+fn contacts_whose_ids_changed_are_found_again_by_their_stamp() {
+    let w = World::new(&["a"], 4);
+    w.run();
+    let mb = w.mailbox_of(0).clone();
+    w.mailbox.move_mailbox(&mb);
+    let moved: Vec<ExchangeItemId> = w
+        .mailbox
+        .contacts(&mb)
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+
+    w.clock.advance(chrono::Duration::seconds(10));
+    let mut edited = contact(1, "Head of buying");
+    edited.last_modified = w.clock.now();
+    edited.version = LnVersion::new("v2");
+    w.ln.upsert(edited);
+    w.ln.delete(&ContactCode::new("C2"));
+    let runs = w.run();
+    assert_eq!(
+        runs[0].outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        runs[0].error
+    );
+    assert_eq!(
+        (
+            runs[0].counts.created,
+            runs[0].counts.updated,
+            runs[0].counts.deleted
+        ),
+        (0, 1, 1)
+    );
+
+    let items = w.mailbox.contacts(&mb);
+    assert_eq!(items.len(), 3, "one deleted, none duplicated");
+    assert!(
+        items.iter().all(|c| moved.contains(&c.id)),
+        "the moved items themselves"
+    );
+    let c1 = CrmStamp::contact(&w.env, &ContactCode::new("C1"));
+    assert!(items.iter().any(|c| c.stamp.as_ref() == Some(&c1)
+        && c.fields.job_title.as_deref() == Some("Head of buying")));
+    let c2 = CrmStamp::contact(&w.env, &ContactCode::new("C2"));
+    assert!(items.iter().all(|c| c.stamp.as_ref() != Some(&c2)));
+
+    // The edited contact's link follows its new id, so its next edit costs no lookup; links
+    // of untouched contacts are corrected when they next change.
+    let links = w.store.all_links(&w.env, &w.users[0].user);
+    let c1_link = links
+        .iter()
+        .find(|l| l.ln_key.as_str() == "C1")
+        .map(|l| l.exchange_id.clone());
+    assert!(c1_link.is_some_and(|id| moved.contains(&id)));
+    assert!(links.iter().all(|l| l.ln_key.as_str() != "C2"));
+}

@@ -176,7 +176,7 @@ async fn meetings_are_created_read_updated_by_version_and_cancelled() {
     assert_eq!(stamped.len(), 2);
 
     // Sync: everything first, nothing the second time.
-    let first = mb.sync_calendar(&alice, None).await.expect("sync");
+    let first = mb.sync_calendar(&alice, None, window()).await.expect("sync");
     assert!(!first.more);
     assert_eq!(first.changes.len(), 2);
     assert!(
@@ -186,7 +186,7 @@ async fn meetings_are_created_read_updated_by_version_and_cancelled() {
             .all(|c| matches!(c, FolderChange::Upsert { stamp: Some(_), .. }))
     );
     let second = mb
-        .sync_calendar(&alice, Some(&first.cursor))
+        .sync_calendar(&alice, Some(&first.cursor), window())
         .await
         .expect("sync again");
     assert!(second.changes.is_empty());
@@ -257,7 +257,7 @@ async fn meetings_are_created_read_updated_by_version_and_cancelled() {
         .expect("cancel again");
     assert!(matches!(again[0], Err(ItemError::NotFound(_))));
     let after = mb
-        .sync_calendar(&alice, Some(&second.cursor))
+        .sync_calendar(&alice, Some(&second.cursor), window())
         .await
         .expect("sync after");
     assert!(
@@ -302,7 +302,7 @@ async fn a_weekly_series_is_read_as_its_occurrences_in_the_window_across_dst() {
         )
         .expect("series");
 
-    let changes = mb.sync_calendar(&alice, None).await.expect("sync");
+    let changes = mb.sync_calendar(&alice, None, window()).await.expect("sync");
     let master = changes
         .changes
         .iter()
@@ -360,10 +360,10 @@ async fn an_expired_calendar_cursor_is_an_invalid_cursor() {
     let sim = start().await;
     let mb = client(&sim);
     let alice = addr(ALICE);
-    let first = mb.sync_calendar(&alice, None).await.expect("sync");
+    let first = mb.sync_calendar(&alice, None, window()).await.expect("sync");
     sim.invalidate_sync_states(Some(ALICE));
     let err = mb
-        .sync_calendar(&alice, Some(&first.cursor))
+        .sync_calendar(&alice, Some(&first.cursor), window())
         .await
         .expect_err("expired");
     assert!(matches!(err, MailboxError::InvalidCursor { .. }), "{err:?}");

@@ -766,6 +766,8 @@ impl Mailbox for EwsMailbox {
         &self,
         mailbox: &MailboxAddress,
         cursor: Option<&FolderCursor>,
+        // SyncFolderItems reports the whole calendar folder; the core filters by window.
+        _window: Window,
     ) -> Result<FolderChanges, MailboxError> {
         self.sync_calendar_impl(mailbox, cursor).await
     }

@@ -819,6 +819,9 @@ fn push_request(watermark: Option<&str>) -> PushRequest {
         url: PUSH_URL.into(),
         status_frequency_minutes: 5,
         watermark: watermark.map(str::to_owned),
+        client_state: None,
+        lifecycle_url: None,
+        expires_at: None,
     }
 }
 

@@ -852,7 +852,9 @@ pub fn decide(
         }
         (Side::Unreported, Side::Present(ex)) => {
             if !ex_changed(link, ex) {
-                let moved = link.exchange_version != ex.item.version;
+                // The id too: it changes when the mailbox moves or its backend switches.
+                let moved =
+                    link.exchange_version != ex.item.version || link.exchange_id != ex.item.id;
                 return (
                     moved.then(|| Action::Relink(refresh_ex(link, ex, now))),
                     None,
@@ -877,6 +879,7 @@ pub fn decide(
             if ln.hash == ex.hash || (!lc && !xc) {
                 let moved = link.ln_version.as_ref() != Some(&ln.version)
                     || link.exchange_version != ex.item.version
+                    || link.exchange_id != ex.item.id
                     || link.ln_hash != ln.hash
                     || link.exchange_hash != ex.hash;
                 return (moved.then_some(Action::Relink(both)), None);

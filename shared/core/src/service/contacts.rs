@@ -438,6 +438,19 @@ impl Executor<'_, '_> {
     /// Creates are idempotent (R10): items already carrying the stamp (a run that crashed after
     /// its write) are adopted and overwritten instead of duplicated.
     async fn create(&mut self, planned: Vec<PlannedContact>) -> Result<(), SyncError> {
+        let (adopted, fresh) = self.adopt_stamped(planned).await?;
+        if !adopted.is_empty() {
+            self.update(adopted).await?;
+        }
+        self.create_fresh(fresh).await
+    }
+
+    /// Splits `planned` into items the folder already holds under our stamp (with their links)
+    /// and items to create. Extra copies of one stamp are removed.
+    async fn adopt_stamped(
+        &mut self,
+        planned: Vec<PlannedContact>,
+    ) -> Result<(Vec<(Link, PlannedContact)>, Vec<PlannedContact>), SyncError> {
         let stamps: Vec<CrmStamp> = planned
             .iter()
             .map(|p| CrmStamp::contact(self.env(), &p.code))
@@ -467,10 +480,7 @@ impl Executor<'_, '_> {
                 .delete_items(self.mailbox_address(), &duplicates)
                 .await?;
         }
-        if !adopted.is_empty() {
-            self.update(adopted).await?;
-        }
-        self.create_fresh(fresh).await
+        Ok((adopted, fresh))
     }
 
     /// Create intents whose key no longer qualifies: remove what a crashed create left behind.
@@ -576,7 +586,27 @@ impl Executor<'_, '_> {
 
     /// Overwrites contacts (LN wins, R12). A stale version (edited in Outlook) is re-read and the
     /// write retried once; an item deleted in Outlook is recreated.
+    ///
+    /// An item Exchange no longer knows by its id may still be in the folder under another
+    /// one (the mailbox moved, or the environment switched from EWS to Graph, whose ids
+    /// differ): it is looked up by its stamp before it is created again (R10).
     async fn update(&mut self, planned: Vec<(Link, PlannedContact)>) -> Result<(), SyncError> {
+        let missing = self.overwrite(planned).await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let (adopted, mut fresh) = self.adopt_stamped(missing).await?;
+        // Found just now: gone again means deleted in the meantime, so create it.
+        fresh.extend(self.overwrite(adopted).await?);
+        self.create_fresh(fresh).await
+    }
+
+    /// One round of overwrites (with one conflict retry); answers the items Exchange did not
+    /// find by their id.
+    async fn overwrite(
+        &mut self,
+        planned: Vec<(Link, PlannedContact)>,
+    ) -> Result<Vec<PlannedContact>, SyncError> {
         let mut pending = planned;
         let mut recreate = Vec::new();
         for attempt in 0..2 {
@@ -653,10 +683,7 @@ impl Executor<'_, '_> {
                 }
             }
         }
-        if !recreate.is_empty() {
-            self.create_fresh(recreate).await?;
-        }
-        Ok(())
+        Ok(recreate)
     }
 
     async fn delete(&mut self, links: Vec<Link>) -> Result<(), SyncError> {
@@ -668,15 +695,46 @@ impl Executor<'_, '_> {
                 .delete_items(self.mailbox_address(), &ids)
                 .await?;
             let mut gone = Vec::new();
+            let mut unknown = Vec::new();
             for (link, outcome) in chunk.iter().zip(outcomes) {
                 match outcome {
-                    // Already deleted in Outlook: the goal is reached all the same.
-                    Ok(()) | Err(ItemError::NotFound(_)) => gone.push(link.ln_key.clone()),
+                    Ok(()) => gone.push(link.ln_key.clone()),
+                    Err(ItemError::NotFound(_)) => unknown.push(link.ln_key.clone()),
                     Err(e) => {
                         self.problem(link.ln_key.clone(), ProblemKind::WriteFailed, &e)
                             .await?
                     }
                 }
+            }
+            if !unknown.is_empty() {
+                // Not found by id: deleted in Outlook (the goal is reached), or kept under
+                // another id (a moved mailbox, an EWS → Graph switch): delete it by its stamp.
+                let stamps: Vec<CrmStamp> = unknown
+                    .iter()
+                    .map(|k| CrmStamp::contact(self.env(), &ContactCode::new(k.as_str())))
+                    .collect();
+                let found = self.find_stamped(&stamps).await?;
+                let ids: Vec<ExchangeItemId> = found.iter().map(|f| f.item.id.clone()).collect();
+                let outcomes = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    self.mailbox
+                        .delete_items(self.mailbox_address(), &ids)
+                        .await?
+                };
+                let mut kept = HashSet::new();
+                for (f, outcome) in found.iter().zip(outcomes) {
+                    if let Err(e) = outcome
+                        && !matches!(e, ItemError::NotFound(_))
+                        && let Some(code) = f.stamp.contact_code(self.env())
+                    {
+                        let key = LnKey::from(&code);
+                        self.problem(key.clone(), ProblemKind::WriteFailed, &e)
+                            .await?;
+                        kept.insert(key);
+                    }
+                }
+                gone.extend(unknown.into_iter().filter(|k| !kept.contains(k)));
             }
             if !gone.is_empty() {
                 self.sync

@@ -558,6 +558,25 @@ impl MailboxData {
         self.journal.push((mailbox.clone(), seq, id.clone()));
         ExchangeVersion::new(format!("ck{seq}"))
     }
+    /// Exchange answers a folder id it doesn't know (deleted, or from before a move) with
+    /// `ErrorFolderNotFound` / Graph 404.
+    fn check_folder(
+        &self,
+        mailbox: &MailboxAddress,
+        folder: &FolderId,
+    ) -> Result<(), MailboxError> {
+        if self
+            .folders
+            .iter()
+            .any(|((m, _), f)| m == mailbox && f == folder)
+        {
+            Ok(())
+        } else {
+            Err(MailboxError::FolderNotFound {
+                mailbox: mailbox.clone(),
+            })
+        }
+    }
     fn call(&mut self, mailbox: &MailboxAddress, op: &'static str) -> Result<(), MailboxError> {
         self.calls.push((mailbox.clone(), op));
         if let Some(pos) = self.down.iter().position(|m| m == mailbox) {
@@ -649,6 +668,41 @@ impl MemoryMailbox {
         id
     }
 
+    /// The mailbox moves (or its environment switches from EWS to Graph): every folder and
+    /// contact keeps its content, stamp and version under a new id, and the old ids are gone.
+    pub fn move_mailbox(&self, mailbox: &MailboxAddress) {
+        let mut data = lock(&self.inner);
+        let folders: Vec<(MailboxAddress, String)> = data
+            .folders
+            .keys()
+            .filter(|(m, _)| m == mailbox)
+            .cloned()
+            .collect();
+        let mut renamed: HashMap<FolderId, FolderId> = HashMap::new();
+        for key in folders {
+            if let Some(old) = data.folders.get(&key).cloned() {
+                let new = FolderId::new(format!("moved-{}", old.as_str()));
+                renamed.insert(old, new.clone());
+                data.folders.insert(key, new);
+            }
+        }
+        let keys: Vec<(MailboxAddress, ExchangeItemId)> = data
+            .items
+            .keys()
+            .filter(|(m, _)| m == mailbox)
+            .cloned()
+            .collect();
+        for key in keys {
+            if let Some(mut item) = data.items.remove(&key) {
+                item.id = ExchangeItemId::new(format!("moved-{}", item.id.as_str()));
+                if let Some(folder) = renamed.get(&item.folder) {
+                    item.folder = folder.clone();
+                }
+                data.items.insert((mailbox.clone(), item.id.clone()), item);
+            }
+        }
+    }
+
     /// The next call for `mailbox` fails as if Exchange were unreachable.
     pub fn fail_next_call(&self, mailbox: &MailboxAddress) {
         lock(&self.inner).down.push(mailbox.clone());
@@ -697,6 +751,7 @@ impl Mailbox for MemoryMailbox {
     ) -> Result<Vec<StampedItem>, MailboxError> {
         let mut data = lock(&self.inner);
         data.call(mailbox, "find")?;
+        data.check_folder(mailbox, folder)?;
         let mut found: Vec<&MemoryContact> = data
             .items
             .iter()
@@ -727,6 +782,7 @@ impl Mailbox for MemoryMailbox {
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
         let mut data = lock(&self.inner);
         data.call(mailbox, "create")?;
+        data.check_folder(mailbox, folder)?;
         let mut out = Vec::new();
         for c in contacts {
             let seq = data.next();
@@ -877,6 +933,7 @@ impl Mailbox for MemoryMailbox {
         &self,
         mailbox: &MailboxAddress,
         cursor: Option<&FolderCursor>,
+        _window: Window,
     ) -> Result<FolderChanges, MailboxError> {
         let mut data = lock(&self.inner);
         data.call(mailbox, "sync_calendar")?;

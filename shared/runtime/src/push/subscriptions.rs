@@ -189,6 +189,9 @@ pub async fn subscribe_user(
         url: ews_notification_url(base, env, &token),
         status_frequency_minutes: push.status_frequency_minutes,
         watermark,
+        client_state: None,
+        lifecycle_url: None,
+        expires_at: None,
     };
     let resumed = request.watermark.is_some();
     let created = match mailbox.subscribe_calendar(address, &request).await {

@@ -115,7 +115,7 @@ pub(super) async fn read_exchange(
     let mut cursor = exc.sync.clone().map(FolderCursor);
     let incremental = cursor.is_some();
     loop {
-        let page = match mailbox.sync_calendar(me, cursor.as_ref()).await {
+        let page = match mailbox.sync_calendar(me, cursor.as_ref(), window).await {
             Err(MailboxError::InvalidCursor { .. })
                 if cursor.is_some() && incremental && !read.full =>
             {
@@ -224,9 +224,22 @@ pub(super) async fn confirm_missing(
     linked: &[Link],
 ) -> Result<Vec<Link>, SyncError> {
     let listed: HashSet<&ExchangeItemId> = read.events.iter().map(|e| &e.item.id).collect();
+    // A linked event listed under another id is not missing: ids change when a mailbox moves
+    // (or its backend switches from EWS to Graph), the event's key and our stamp do not. The
+    // pair is matched by key and its link takes the new id.
+    let keys: HashSet<(&IcalUid, Option<DateTime<Utc>>)> = read
+        .events
+        .iter()
+        .map(|e| (&e.key.uid, e.key.original_start))
+        .collect();
     let missing: Vec<&Link> = linked
         .iter()
         .filter(|l| !l.is_intent() && !listed.contains(&l.exchange_id))
+        .filter(|l| {
+            l.ical_uid.as_ref().is_none_or(|uid| {
+                !keys.contains(&(uid, l.event.as_ref().and_then(|e| e.original_start)))
+            })
+        })
         .filter(|l| l.event.as_ref().is_none_or(|e| e.end >= window.start))
         .collect();
     let mut gone = Vec::new();
