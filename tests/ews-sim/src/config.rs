@@ -32,6 +32,56 @@ pub struct SimConfig {
     pub max_sync_states_per_folder: usize,
     /// Push notifications (docs/ews-simulator.md, "Push notifications").
     pub push: PushConfig,
+    /// Microsoft Graph change notifications (docs/ews-simulator.md, "Graph change
+    /// notifications").
+    pub graph_push: GraphPushConfig,
+    /// The Microsoft Graph front-end (docs/ews-simulator.md, "Microsoft Graph front-end").
+    pub graph: GraphConfig,
+}
+
+/// An app registration the Graph token endpoint accepts (client credentials grant).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphClient {
+    /// Tenant as it appears in the token URL (`/{tenant}/oauth2/v2.0/token`): a name or GUID.
+    pub tenant: String,
+    pub client_id: String,
+    pub secret: String,
+}
+
+/// Microsoft Graph front-end settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GraphConfig {
+    /// Accepted app registrations. Default: tenant `contoso`, client `lnsync`, secret
+    /// `graph-secret`.
+    pub clients: Vec<GraphClient>,
+    /// Lifetime of issued access tokens, seconds of simulator clock (Entra: 3599).
+    pub token_ttl_secs: u64,
+    /// Page size of list, calendarView and delta answers without `Prefer: odata.maxpagesize`.
+    pub max_page_size: usize,
+    /// Requests in flight per mailbox before `429 ApplicationThrottled` (Outlook: 4).
+    pub max_concurrent_per_mailbox: usize,
+    /// Requests per `$batch` (Graph: 20).
+    pub max_batch_requests: usize,
+    /// Delta tokens kept per mailbox; older ones answer `410 SyncStateNotFound`.
+    pub max_delta_tokens_per_mailbox: usize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            clients: vec![GraphClient {
+                tenant: "contoso".into(),
+                client_id: "lnsync".into(),
+                secret: "graph-secret".into(),
+            }],
+            token_ttl_secs: 3599,
+            max_page_size: 10,
+            max_concurrent_per_mailbox: 4,
+            max_batch_requests: 20,
+            max_delta_tokens_per_mailbox: 256,
+        }
+    }
 }
 
 /// Push-notification settings. The durations are the time scale: tests shrink them so a
@@ -76,6 +126,58 @@ impl Default for PushConfig {
     }
 }
 
+/// Graph change-notification settings. `minute_ms`, `retry_base_ms` and the `*_minutes`
+/// windows that depend on them are the time scale tests shrink; subscription lifetimes
+/// (`expirationDateTime`) are on the simulator clock and are not scaled, since clients compute
+/// them from the real time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GraphPushConfig {
+    /// Length of one delivery "minute", ms (Graph: 60 000): scales the retry window and the
+    /// reauthorization grace.
+    pub minute_ms: u64,
+    /// Gap before the first retry of an undelivered notification, ms; each further gap
+    /// doubles while the total stays inside `retry_window_minutes`.
+    pub retry_base_ms: u64,
+    /// How long Graph keeps retrying one notification before dropping it (Graph: 4 hours).
+    pub retry_window_minutes: u64,
+    /// The subscriber must answer the validation request within this, ms (Graph: 10 s).
+    pub validation_timeout_ms: u64,
+    /// The subscriber must answer a notification with 2xx within this, ms (Graph's HTTP
+    /// client timeout: 3 s); later counts as failed and is retried.
+    pub notification_timeout_ms: u64,
+    /// Longest allowed `expirationDateTime - now` on create and renew, minutes of the
+    /// simulator clock (Outlook events and contacts: 10 080, "under 7 days"; older Graph
+    /// revisions said 4 230).
+    pub max_lifetime_minutes: u64,
+    /// Live subscriptions per mailbox (Outlook: 1 000); one more → 403.
+    pub max_subscriptions_per_mailbox: usize,
+    /// Changes arriving within this window after the first one share one POST, ms.
+    pub batch_window_ms: u64,
+    /// At most this many change notifications per POST.
+    pub max_notifications_per_post: usize,
+    /// After a `reauthorizationRequired`, notifications keep flowing this many minutes; then
+    /// delivery pauses (changes are lost) until the app reauthorizes or renews.
+    pub reauthorization_grace_minutes: u64,
+}
+
+impl Default for GraphPushConfig {
+    fn default() -> Self {
+        GraphPushConfig {
+            minute_ms: 60_000,
+            retry_base_ms: 60_000,
+            retry_window_minutes: 240,
+            validation_timeout_ms: 10_000,
+            notification_timeout_ms: 3_000,
+            max_lifetime_minutes: 10_080,
+            max_subscriptions_per_mailbox: 1_000,
+            batch_window_ms: 100,
+            max_notifications_per_post: 10,
+            reauthorization_grace_minutes: 60,
+        }
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
@@ -90,6 +192,8 @@ impl Default for SimConfig {
             enforce_backoff: true,
             max_sync_states_per_folder: 64,
             push: PushConfig::default(),
+            graph_push: GraphPushConfig::default(),
+            graph: GraphConfig::default(),
         }
     }
 }

@@ -50,6 +50,18 @@ pub enum FaultAction {
     },
     /// Delay the response; the request is then processed normally.
     Delay { ms: u64 },
+    /// Graph only: answer with this HTTP status and `{"error":{"code","message"}}` (code
+    /// defaults by status: 429 ApplicationThrottled, 503 ServiceUnavailable, 504
+    /// GatewayTimeout), with `Retry-After` when set.
+    HttpError {
+        status: u16,
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+        #[serde(default)]
+        retry_after_secs: Option<u64>,
+    },
 }
 
 impl FaultRule {
@@ -89,6 +101,21 @@ impl FaultRule {
         Self::new(FaultAction::Delay { ms })
     }
 
+    /// Graph: `status` (429/503/504…) with `Retry-After: retry_after_secs`.
+    pub fn graph_status(status: u16, retry_after_secs: Option<u64>) -> Self {
+        Self::new(FaultAction::HttpError {
+            status,
+            code: None,
+            message: None,
+            retry_after_secs,
+        })
+    }
+
+    /// Graph: `429 ApplicationThrottled` with `Retry-After: retry_after_secs`.
+    pub fn graph_throttle(retry_after_secs: u64) -> Self {
+        Self::graph_status(429, Some(retry_after_secs))
+    }
+
     pub fn for_mailbox(mut self, smtp: &str) -> Self {
         self.mailbox = Some(smtp.to_string());
         self
@@ -104,12 +131,32 @@ impl FaultRule {
         self
     }
 
+    /// EWS requests (`HttpError` rules are Graph-only).
     pub(crate) fn matches(&self, mailbox: Option<&str>, operation: &str) -> bool {
-        self.count > 0
+        !matches!(self.action, FaultAction::HttpError { .. })
+            && self.count > 0
             && self
                 .mailbox
                 .as_deref()
                 .is_none_or(|m| mailbox.is_some_and(|x| x.eq_ignore_ascii_case(m)))
             && self.operation.as_deref().is_none_or(|o| o == operation)
+    }
+
+    /// Graph requests: operation names are Graph's (`events.create`, `calendarView.delta`,
+    /// `$batch`…; see docs/ews-simulator.md); a trailing `*` matches a prefix (`events.*`,
+    /// `*` = any Graph operation). A rule without an operation matches both protocols.
+    pub(crate) fn matches_graph(&self, mailbox: Option<&str>, operation: &str) -> bool {
+        self.count > 0
+            && self
+                .mailbox
+                .as_deref()
+                .is_none_or(|m| mailbox.is_some_and(|x| x.eq_ignore_ascii_case(m)))
+            && self
+                .operation
+                .as_deref()
+                .is_none_or(|o| match o.strip_suffix('*') {
+                    Some(prefix) => operation.starts_with(prefix),
+                    None => o == operation,
+                })
     }
 }

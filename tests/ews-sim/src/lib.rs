@@ -13,6 +13,10 @@
 //! - [`sim_calendar`]: `SimHandle` calendar actions (the user in Outlook) and the clock.
 //! - [`sim_push`]: `SimHandle` push controls (subscriptions, drop, expire watermarks, time
 //!   scale, outgoing notifications).
+//! - [`sim_graph`]: `SimHandle` Graph change-notification controls (subscriptions, lifecycle
+//!   events, drop/expire, pausing delivery, time scale, outgoing notifications).
+//! - [`graph`]: the Microsoft Graph v1.0 front-end (token endpoint, `/v1.0/users/{u}/…` events,
+//!   calendarView and delta, contacts, `$batch`, throttling) over the same store.
 //! - [`admin`]: the `/_sim/` admin HTTP API (health, reset, seed, state, faults, requests,
 //!   push…).
 //! - [`soap`]: request envelope reading, response envelopes and SOAP faults.
@@ -46,6 +50,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod faults;
+pub mod graph;
 pub mod log;
 pub mod meetings;
 pub mod model;
@@ -60,6 +65,7 @@ pub mod seed;
 pub mod server;
 pub mod sim;
 pub mod sim_calendar;
+pub mod sim_graph;
 pub mod sim_push;
 pub mod soap;
 pub mod state;
@@ -69,11 +75,13 @@ pub mod xml;
 pub use calendar::{
     Attendee, CalendarItem, ModifiedOccurrence, Pattern, Range, Recipient, Recurrence,
 };
-pub use config::{Credential, PushConfig, SimConfig};
+pub use config::GraphPushConfig;
+pub use config::{Credential, GraphClient, GraphConfig, PushConfig, SimConfig};
 pub use error::{SchemaError, SchemaViolation, SimError};
 pub use events::{EventKind, EventObject, MailboxEvent, ParentRef};
 pub use faults::{FaultAction, FaultRule};
-pub use log::{AuthKind, Direction, PushDelivery, RequestRecord};
+pub use graph::delivery::{ChangeType, GraphSubscriptionInfo, LifecycleEvent};
+pub use log::{AuthKind, Direction, Protocol, PushDelivery, RequestRecord};
 pub use meetings::Response;
 pub use model::{
     Body, ChangeKey, Contact, DistinguishedFolder, ExtendedPropertyKey, ExtendedValue, Folder,

@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// How the request authenticated.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuthKind {
+    #[default]
     None,
     Basic {
         user: String,
@@ -32,6 +33,17 @@ pub enum Direction {
     Outgoing,
 }
 
+/// Which front-end a request went to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// SOAP to `/EWS/Exchange.asmx` (and its push notifications).
+    #[default]
+    Ews,
+    /// Microsoft Graph REST (`/v1.0/…`, the token endpoint) and its change notifications.
+    Graph,
+}
+
 /// What an outgoing notification carried and how it went.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PushDelivery {
@@ -46,7 +58,7 @@ pub struct PushDelivery {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RequestRecord {
     pub seq: u64,
     /// Incoming EWS request or outgoing push notification.
@@ -79,6 +91,24 @@ pub struct RequestRecord {
     /// Outgoing notifications only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<PushDelivery>,
+    /// EWS or Graph.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// HTTP method (Graph records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Path and query as requested (Graph records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Every `Prefer` header value sent (Graph records).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prefer: Vec<String>,
+    /// The `If-Match` header as sent (Graph records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+    /// Operations of the inner requests of a Graph `$batch`, in request order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inner_operations: Vec<String>,
 }
 
 impl RequestRecord {
@@ -86,12 +116,30 @@ impl RequestRecord {
         self.direction == Direction::Incoming
     }
 
-    /// CreateItem, UpdateItem, DeleteItem, CreateFolder (calls that change the mailbox).
+    /// Calls that change the mailbox: CreateItem, UpdateItem, DeleteItem, CreateFolder,
+    /// DeleteFolder; on Graph every `*.create|update|delete` operation and a `$batch`
+    /// carrying at least one of them (one HTTP request, so one write call).
     pub fn is_write(&self) -> bool {
-        self.is_incoming()
-            && matches!(
+        if !self.is_incoming() {
+            return false;
+        }
+        match self.protocol {
+            Protocol::Ews => matches!(
                 self.operation.as_deref(),
                 Some("CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder" | "DeleteFolder")
-            )
+            ),
+            Protocol::Graph => match self.operation.as_deref() {
+                Some("$batch") => self.inner_operations.iter().any(|o| is_graph_write(o)),
+                Some(op) => is_graph_write(op),
+                None => false,
+            },
+        }
     }
+}
+
+/// A Graph operation name (`events.create`, …) that changes a mailbox. Subscriptions change
+/// no mailbox content and do not count.
+pub fn is_graph_write(op: &str) -> bool {
+    !op.starts_with("subscriptions")
+        && (op.ends_with(".create") || op.ends_with(".update") || op.ends_with(".delete"))
 }

@@ -1,10 +1,11 @@
-//! Standalone simulator: `ews-sim --port 8082 [--seed FILE] [--push-minute-ms N]`.
+//! Standalone simulator: `ews-sim --port 8082 [--seed FILE] [--push-minute-ms N]
+//! [--graph-tenant T --graph-client-id C --graph-secret S]`.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use ews_sim::{Credential, PushConfig, Seed, SimConfig, SimHandle};
+use ews_sim::{Credential, GraphClient, GraphConfig, PushConfig, Seed, SimConfig, SimHandle};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,6 +40,15 @@ struct Args {
     /// First retry gap of an unanswered push notification, ms (doubles per retry).
     #[arg(long, default_value_t = 30_000, env = "EWS_SIM_PUSH_RETRY_BASE_MS")]
     push_retry_base_ms: u64,
+    /// Graph token endpoint: tenant of the accepted app registration.
+    #[arg(long, default_value = "contoso", env = "EWS_SIM_GRAPH_TENANT")]
+    graph_tenant: String,
+    /// Graph token endpoint: client id of the accepted app registration.
+    #[arg(long, default_value = "lnsync", env = "EWS_SIM_GRAPH_CLIENT_ID")]
+    graph_client_id: String,
+    /// Graph token endpoint: client secret of the accepted app registration.
+    #[arg(long, default_value = "graph-secret", env = "EWS_SIM_GRAPH_SECRET")]
+    graph_secret: String,
 }
 
 #[tokio::main]
@@ -56,6 +66,14 @@ async fn main() -> anyhow::Result<()> {
             minute_ms: args.push_minute_ms,
             retry_base_ms: args.push_retry_base_ms,
             ..PushConfig::default()
+        },
+        graph: GraphConfig {
+            clients: vec![GraphClient {
+                tenant: args.graph_tenant.clone(),
+                client_id: args.graph_client_id.clone(),
+                secret: args.graph_secret.clone(),
+            }],
+            ..GraphConfig::default()
         },
         ..SimConfig::default()
     };
@@ -75,6 +93,10 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     println!("ews-sim listening on http://{local}{}", ews_sim::EWS_PATH);
+    println!(
+        "Microsoft Graph at http://{local}/v1.0 (tokens: http://{local}/{}/oauth2/v2.0/token)",
+        args.graph_tenant
+    );
     println!("admin API at http://{local}/_sim/health");
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

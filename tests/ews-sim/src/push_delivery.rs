@@ -238,6 +238,7 @@ fn finish(st: &mut SimState, id: &str, a: Attempt, answer: Answer) -> bool {
             events: a.events,
             error: answer.result.as_ref().err().cloned(),
         }),
+        ..RequestRecord::default()
     });
     let Some(sub) = push.subs.get_mut(id) else {
         return false;

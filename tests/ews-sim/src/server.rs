@@ -34,6 +34,7 @@ pub fn router(handle: SimHandle) -> Router {
         // Some clients use the lower-case path; IIS is case-insensitive.
         .route("/ews/exchange.asmx", post(ews_endpoint))
         .merge(crate::admin::routes())
+        .merge(crate::graph::router())
         .with_state(handle)
 }
 
@@ -293,6 +294,8 @@ fn precheck(
                 pending.terminal = Some(Outcome::Http503(*retry_after_secs));
                 break;
             }
+            // Graph-only; `matches` never selects it for EWS.
+            FaultAction::HttpError { .. } => {}
             FaultAction::SoapFault { code, message } => {
                 pending.terminal = Some(Outcome::Fault(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -339,6 +342,7 @@ async fn ews_endpoint(
         backoff_violation: false,
         body: String::from_utf8_lossy(&body).into_owned(),
         push: None,
+        ..RequestRecord::default()
     };
     let pre = {
         let mut st = handle.lock();

@@ -40,6 +40,8 @@ impl std::ops::DerefMut for StateGuard<'_> {
 
 impl Drop for StateGuard<'_> {
     fn drop(&mut self) {
+        // Graph routing first: EWS settling prunes the journals to their retention.
+        crate::graph::delivery::on_release(&mut self.guard, self.handle);
         crate::push::settle(&mut self.guard);
         // Delivery tasks need a runtime; a subscription made outside one (none can be: only
         // the async EWS endpoint subscribes) would simply start at the next release inside one.
@@ -261,6 +263,7 @@ impl SimHandle {
         let mut st = self.lock();
         st.faults.clear();
         st.backoff.clear();
+        st.graph.retry_windows.clear();
     }
 
     /// When throttled answers (ErrorServerBusy) went to a mailbox, with the back-off announced.
@@ -279,10 +282,12 @@ impl SimHandle {
 
     // ---- sync states
 
-    /// Forgets issued SyncStates (of one mailbox or all): the next SyncFolderItems with an
-    /// old state gets ErrorInvalidSyncStateData. Returns how many were dropped.
+    /// Forgets issued SyncStates and Graph delta tokens (of one mailbox or all): the next
+    /// SyncFolderItems with an old state gets ErrorInvalidSyncStateData, the next Graph delta
+    /// call with an old token `410 SyncStateNotFound`. Returns how many were dropped.
     pub fn invalidate_sync_states(&self, mailbox: Option<&str>) -> usize {
-        self.lock().sync.invalidate(mailbox)
+        let mut st = self.lock();
+        st.sync.invalidate(mailbox) + st.graph.delta.invalidate(mailbox)
     }
 
     // ---- request log
@@ -468,6 +473,17 @@ impl EwsSim {
         format!("{}{}", self.base_url(), crate::server::EWS_PATH)
     }
 
+    /// `http://127.0.0.1:PORT/v1.0`: Microsoft Graph's service root.
+    pub fn graph_url(&self) -> String {
+        format!("{}/v1.0", self.base_url())
+    }
+
+    /// `http://127.0.0.1:PORT`: the Entra authority (tokens at
+    /// `{authority}/{tenant}/oauth2/v2.0/token`).
+    pub fn graph_login_url(&self) -> String {
+        self.base_url()
+    }
+
     pub fn handle(&self) -> SimHandle {
         self.handle.clone()
     }
@@ -487,5 +503,6 @@ impl Drop for EwsSim {
         }
         // A stopped Exchange calls nobody: end the delivery tasks with the server.
         self.handle.stop_push("simulator stopped");
+        self.handle.stop_graph_push();
     }
 }

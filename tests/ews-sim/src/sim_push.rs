@@ -86,7 +86,7 @@ impl SimHandle {
             .lock()
             .log
             .iter()
-            .filter(|r| !r.is_incoming())
+            .filter(|r| !r.is_incoming() && r.protocol == crate::log::Protocol::Ews)
             .cloned()
             .collect();
         v.sort_by_key(|r| r.seq);
@@ -106,7 +106,12 @@ impl SimHandle {
     }
 
     pub fn count_notifications(&self) -> usize {
-        self.lock().log.iter().filter(|r| !r.is_incoming()).count()
+        // EWS SendNotifications only: Graph's outgoing calls are counted by `graph_outgoing`.
+        self.lock()
+            .log
+            .iter()
+            .filter(|r| !r.is_incoming() && r.protocol == crate::log::Protocol::Ews)
+            .count()
     }
 
     /// Waits until at least `count` notification attempts were made; false on timeout.

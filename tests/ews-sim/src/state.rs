@@ -96,6 +96,10 @@ pub struct SimState {
     pub sync: SyncStates,
     /// Push subscriptions and their delivery state.
     pub push: PushState,
+    /// The Graph front-end's own state (tokens, throttling, transactionIds, delta tokens).
+    pub graph: crate::graph::state::GraphState,
+    /// Graph change-notification subscriptions and their delivery state.
+    pub graph_push: crate::graph::delivery::GraphPushState,
 }
 
 impl SimState {
@@ -112,6 +116,7 @@ impl SimState {
         // that no longer exist.
         let now = self.store.seq.now();
         self.push.stop_all(now, "simulator reset");
+        self.graph_push.stop_all();
         let config = self.config.clone();
         *self = SimState::new(config);
     }

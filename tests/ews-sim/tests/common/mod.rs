@@ -1,6 +1,8 @@
 //! Test helpers: a tiny EWS client that sends real SOAP over reqwest, and XML lookups.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod graph;
+
 use base64::Engine;
 use ews_sim::xml::{Element, parse};
 use ews_sim::{EwsSim, SimConfig};
