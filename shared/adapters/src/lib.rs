@@ -2,6 +2,8 @@
 //!
 //! - [`ews`]: Exchange Web Services (on-premises Exchange) behind `Mailbox`: a sans-IO codec and
 //!   `EwsMailbox` over an injected HTTP transport.
+//! - [`graph`]: Microsoft Graph (Exchange Online) behind `Mailbox`: `GraphMailbox` with
+//!   client-credentials auth, a per-mailbox gate, `$batch` and delta cursors.
 //! - [`ln`]: the LN OData v4 API behind the ION API gateway (`.ionapi` auth) behind `LnGateway`.
 //! - [`sqlite`]: the embedded `StateStore` for the single-process runner.
 //! - [`dynamo`]: the serverless `StateStore`: one DynamoDB table (`DynamoStateStore`,

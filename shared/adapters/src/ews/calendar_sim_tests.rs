@@ -176,7 +176,10 @@ async fn meetings_are_created_read_updated_by_version_and_cancelled() {
     assert_eq!(stamped.len(), 2);
 
     // Sync: everything first, nothing the second time.
-    let first = mb.sync_calendar(&alice, None, window()).await.expect("sync");
+    let first = mb
+        .sync_calendar(&alice, None, window())
+        .await
+        .expect("sync");
     assert!(!first.more);
     assert_eq!(first.changes.len(), 2);
     assert!(
@@ -302,7 +305,10 @@ async fn a_weekly_series_is_read_as_its_occurrences_in_the_window_across_dst() {
         )
         .expect("series");
 
-    let changes = mb.sync_calendar(&alice, None, window()).await.expect("sync");
+    let changes = mb
+        .sync_calendar(&alice, None, window())
+        .await
+        .expect("sync");
     let master = changes
         .changes
         .iter()
@@ -360,7 +366,10 @@ async fn an_expired_calendar_cursor_is_an_invalid_cursor() {
     let sim = start().await;
     let mb = client(&sim);
     let alice = addr(ALICE);
-    let first = mb.sync_calendar(&alice, None, window()).await.expect("sync");
+    let first = mb
+        .sync_calendar(&alice, None, window())
+        .await
+        .expect("sync");
     sim.invalidate_sync_states(Some(ALICE));
     let err = mb
         .sync_calendar(&alice, Some(&first.cursor), window())

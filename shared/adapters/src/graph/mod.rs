@@ -1,7 +1,43 @@
-//! Microsoft Graph (Exchange Online) behind the `Mailbox` port: `GraphMailbox`.
+//! Microsoft Graph (Exchange Online) behind the `Mailbox` port: [`GraphMailbox`].
 //!
-//! Module map: filled in as the adapter grows (client, auth, throttle gate, models, contacts,
-//! calendar, subscriptions).
+//! Module map:
+//! - [`mailbox`]: [`GraphMailbox`], the `Mailbox` implementation, and its constructor.
+//! - `client`: the HTTP side: bearer token, the `Prefer` headers every call carries, the
+//!   per-mailbox gate, 429/503/504 retries with `Retry-After`, `$batch` with inner retries,
+//!   paging along `@odata.nextLink`.
+//! - `auth`: the OAuth 2.0 client-credentials token, cached and renewed before it expires.
+//! - `gate`: per mailbox, at most `max_in_flight` requests in flight and a "not before" instant
+//!   set by throttling answers (R37).
+//! - `classify`: what a Graph error answer means (item error, mailbox error, retry).
+//! - `model`: typed serde models of the Graph resources used, checked against the CSDL.
+//! - `cursor`: the delta cursors handed to the core (deltaLink plus what it was made for).
+//! - `contacts`: the "CRM Contacts" folder, contact writes, contact delta (R9–R14).
+//! - `calendar`: calendarView, calendarView/delta, event reads and writes, and the mapping to
+//!   the core's calendar model (R15–R30).
+//! - `subscriptions`: change-notification subscriptions on a user's events (R31–R33).
+//! - tests: `csdl_tests` (models against the CSDL), `sim_tests` (contacts, costs, throttling,
+//!   errors) and `sim_calendar_tests` (calendar, subscriptions, the EWS → Graph switch) against
+//!   the simulator's Graph front-end.
+
+mod auth;
+mod calendar;
+mod classify;
+mod client;
+mod contacts;
+mod cursor;
+mod gate;
+pub mod mailbox;
+mod model;
+mod subscriptions;
+
+#[cfg(test)]
+mod csdl_tests;
+#[cfg(test)]
+mod sim_calendar_tests;
+#[cfg(test)]
+mod sim_tests;
+
+pub use mailbox::GraphMailbox;
 
 use lnsync_core::secret::Secret;
 use std::time::Duration;
@@ -55,4 +91,13 @@ impl GraphConfig {
             page_size: 100,
         }
     }
+}
+
+/// Why a [`GraphMailbox`] cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("cannot build the HTTP client for Microsoft Graph")]
+    Http(#[source] reqwest::Error),
+    #[error("invalid Microsoft Graph setting: {0}")]
+    Config(String),
 }
