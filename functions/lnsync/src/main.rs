@@ -1,6 +1,6 @@
 //! `lnsync`: the single-process runner and administration CLI.
 //!
-//! - `serve`: `run --schedule` plus the push endpoint (EWS notifications, LN webhook).
+//! - `serve`: `run --schedule` plus the push endpoint (EWS and Graph notifications, LN webhook).
 //! - `run`: one contact and calendar run for every active user of every started environment;
 //!   `run --schedule` keeps running and pulls each kind on LN's own intervals.
 //! - `env add|start|stop`, `status`, `release-deletions`: administration on the embedded store,

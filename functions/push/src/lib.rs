@@ -6,7 +6,8 @@
 //!   (`lnsync_runtime::push::function`), the DynamoDB store and the SQS queue.
 //!
 //! The router answers from the store and the queue only, so a request costs a few milliseconds
-//! plus those round trips, well inside EWS's and LN's patience (R33).
+//! plus those round trips, well inside EWS's, Graph's and LN's patience (R33); Graph's
+//! `validationToken` handshake needs not even those.
 
 use lambda_http::{Body, Request, Response};
 use lnsync_core::ports::SystemClock;
@@ -29,6 +30,9 @@ pub async fn handle(router: &PushRouter, request: Request) -> Response<Body> {
         .handle(&HttpRequest {
             method: request.method().as_str(),
             path: request.uri().path(),
+            // Graph's handshake is `POST {url}?validationToken=…`; a function URL keeps the raw
+            // query string in the URI lambda_http builds.
+            query: request.uri().query(),
             body,
             header: &header,
         })

@@ -4,8 +4,8 @@
 use lambda_http::{Body, Request};
 use lnsync_adapters::ln::webhook;
 use lnsync_adapters::memqueue::{InMemoryQueue, InMemoryQueueConfig};
-use lnsync_core::ids::EnvironmentId;
-use lnsync_core::model::{EnvironmentState, JobKind};
+use lnsync_core::ids::{EnvironmentId, MailboxAddress, SubscriptionId, UserId};
+use lnsync_core::model::{EnvironmentState, ExchangeBackend, JobKind, PushSubscription};
 use lnsync_core::ports::{JobQueue, StateStore, SystemClock};
 use lnsync_core::secret::Secret;
 use lnsync_core::testing::MemoryStore;
@@ -27,6 +27,25 @@ async fn router()
             updated_at: chrono::Utc::now(),
         })
         .await?;
+    store
+        .ensure_push_token(&EnvironmentId::new("prod"), GRAPH_CLIENT_STATE)
+        .await?;
+    let now = chrono::Utc::now();
+    store
+        .put_subscription(&PushSubscription {
+            env: EnvironmentId::new("prod"),
+            user: UserId::new("alice"),
+            id: SubscriptionId::new(GRAPH_SUBSCRIPTION),
+            mailbox: MailboxAddress::new("alice@corp.example"),
+            backend: ExchangeBackend::Graph,
+            watermark: None,
+            status_frequency_minutes: 30,
+            created_at: now,
+            last_seen: now,
+            expires_at: Some(now + chrono::Duration::days(5)),
+            active: true,
+        })
+        .await?;
     let queue = Arc::new(InMemoryQueue::new(InMemoryQueueConfig::default()));
     let environments = HashMap::from([(
         EnvironmentId::new("prod"),
@@ -44,6 +63,10 @@ async fn router()
         queue,
     ))
 }
+
+/// Prod's push token, which its Graph subscriptions carry as `clientState`.
+const GRAPH_CLIENT_STATE: &str = "0f9e8d7c6b5a49382716051f2e3d4c5b6a7980f1e2d3c4b5a69788796a5b4c3d";
+const GRAPH_SUBSCRIPTION: &str = "7f3a2b1c-graph-alice";
 
 fn request(method: &str, path: &str, headers: &[(&str, String)], body: Body) -> Request {
     let mut builder = lambda_http::http::Request::builder()
@@ -132,5 +155,87 @@ async fn binary_bodies_health_and_refusals_map_to_statuses() -> TestResult {
         queue.receive(10, Duration::ZERO).await?.is_empty(),
         "nothing queued"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn graphs_validation_handshake_is_echoed_as_plain_text() -> TestResult {
+    let (router, queue) = router().await?;
+    // As Graph sends it: form-encoded, an empty text/plain body.
+    for path in ["/graph/prod", "/graph/prod/lifecycle"] {
+        let response = lnsync_push::handle(
+            &router,
+            request(
+                "POST",
+                &format!("{path}?validationToken=Validation%3A+Testing+client+application+reachability+Request-Id%3A+42"),
+                &[("content-type", "text/plain; charset=utf-8".to_owned())],
+                Body::Empty,
+            ),
+        )
+        .await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(
+            response.body().as_ref(),
+            b"Validation: Testing client application reachability Request-Id: 42"
+        );
+    }
+    assert!(queue.receive(10, Duration::ZERO).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_graph_notification_is_accepted_and_queued() -> TestResult {
+    let (router, queue) = router().await?;
+    let body = serde_json::json!({"value": [{
+        "subscriptionId": GRAPH_SUBSCRIPTION,
+        "subscriptionExpirationDateTime": "2026-12-04T10:00:00Z",
+        "changeType": "updated",
+        "resource": "Users/alice@corp.example/Events/AAMkEvA=",
+        "resourceData": {
+            "@odata.type": "#Microsoft.Graph.Event",
+            "@odata.id": "Users/alice@corp.example/Events/AAMkEvA=",
+            "@odata.etag": "W/\"DwAAABYAAAA1\"",
+            "id": "AAMkEvA="
+        },
+        "clientState": GRAPH_CLIENT_STATE,
+        "tenantId": "7c1e6f2a-tenant"
+    }]});
+    let response = lnsync_push::handle(
+        &router,
+        request(
+            "POST",
+            "/graph/prod",
+            &[("content-type", "application/json".to_owned())],
+            Body::Text(body.to_string()),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let queued = queue.receive(10, Duration::ZERO).await?;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].job.user.as_str(), "alice");
+    assert_eq!(
+        queued[0].job.kind,
+        JobKind::SingleEvent {
+            exchange_id: Some("AAMkEvA=".into()),
+            activity: None
+        }
+    );
+    // The same notification with a guessed clientState is refused and queues nothing.
+    let forged = body.to_string().replace(GRAPH_CLIENT_STATE, "guessed");
+    let response = lnsync_push::handle(
+        &router,
+        request("POST", "/graph/prod", &[], Body::Text(forged)),
+    )
+    .await;
+    assert_eq!(response.status(), 403);
+    assert!(queue.receive(10, Duration::ZERO).await?.is_empty());
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! reports every problem at once, each naming its field, so an administrator fixes the file in
 //! one pass instead of one error at a time.
 
+use lnsync_adapters::graph::GraphConfig;
 use lnsync_core::ids::EnvironmentId;
 use lnsync_core::plan::DeletionGate;
 use lnsync_core::plan::calendar::ConflictPolicy;
@@ -78,6 +79,8 @@ struct RawPush {
     public_url: Option<String>,
     listen: Option<String>,
     status_frequency_minutes: Option<u32>,
+    graph_lifetime_minutes: Option<u32>,
+    graph_renew_before_minutes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,7 +163,10 @@ struct RawEnvironment {
     id: String,
     company: String,
     ln: RawLn,
-    exchange: RawExchange,
+    /// EWS (on premises); optional when `graph` is given.
+    exchange: Option<RawExchange>,
+    /// Microsoft Graph (Exchange Online); optional when `exchange` is given.
+    graph: Option<RawGraph>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +197,23 @@ struct RawExchange {
     max_backoff_seconds: Option<u64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGraph {
+    /// Overrides LN's `azureTenant` setting.
+    tenant: Option<String>,
+    /// Overrides LN's `clientId` setting.
+    client_id: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    client_secret_env: Option<String>,
+    /// Refused with a pointed message: secrets don't go into the file.
+    client_secret: Option<toml::Value>,
+    base_url: Option<String>,
+    login_url: Option<String>,
+    /// Longest `Retry-After` waited out in-process before giving up on the mailbox.
+    max_backoff_seconds: Option<u64>,
+}
+
 // ---- the validated configuration -------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -214,6 +237,10 @@ pub struct PushSettings {
     pub listen: std::net::SocketAddr,
     /// EWS `StatusFrequency` of new subscriptions (1–1440).
     pub status_frequency_minutes: u32,
+    /// The lifetime asked for new and renewed Graph subscriptions, minutes (1–10080).
+    pub graph_lifetime_minutes: u32,
+    /// A Graph subscription with less than this left is renewed by the next tick.
+    pub graph_renew_before_minutes: u32,
 }
 
 impl Default for PushSettings {
@@ -222,7 +249,52 @@ impl Default for PushSettings {
             public_url: None,
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8787)),
             status_frequency_minutes: DEFAULT_STATUS_FREQUENCY_MINUTES,
+            graph_lifetime_minutes: DEFAULT_GRAPH_LIFETIME_MINUTES,
+            graph_renew_before_minutes: DEFAULT_GRAPH_RENEW_BEFORE_MINUTES,
         }
+    }
+}
+
+/// The longest lifetime of a Graph subscription on Outlook events (exchange.md §3.7).
+pub const MAX_GRAPH_LIFETIME_MINUTES: u32 = 10_080;
+/// Just under the maximum: a request for exactly the maximum can land a few seconds over it by
+/// the time Graph checks, which Graph refuses.
+pub const DEFAULT_GRAPH_LIFETIME_MINUTES: u32 = 10_070;
+/// A day: one missed tick, or a day of scheduler outage, still leaves time to renew.
+pub const DEFAULT_GRAPH_RENEW_BEFORE_MINUTES: u32 = 1_440;
+
+/// Checks the Graph subscription lifetime (1–10080 minutes).
+pub fn graph_lifetime(problems: &mut Vec<String>, field: &str, value: Option<u32>) -> u32 {
+    let v = value.unwrap_or(DEFAULT_GRAPH_LIFETIME_MINUTES);
+    if !(1..=MAX_GRAPH_LIFETIME_MINUTES).contains(&v) {
+        problems.push(format!(
+            "{field}: {v} is not between 1 and {MAX_GRAPH_LIFETIME_MINUTES} minutes"
+        ));
+    }
+    v
+}
+
+/// Checks the renewal margin: at least a minute, and shorter than the lifetime (otherwise every
+/// tick would renew every subscription).
+pub fn graph_renew_before(
+    problems: &mut Vec<String>,
+    field: &str,
+    value: Option<u32>,
+    lifetime: u32,
+) -> u32 {
+    let v = value.unwrap_or(DEFAULT_GRAPH_RENEW_BEFORE_MINUTES);
+    if v == 0 {
+        problems.push(format!("{field}: must be at least 1 minute"));
+    } else if value.is_some() && v >= lifetime {
+        problems.push(format!(
+            "{field}: {v} is not less than the subscription lifetime ({lifetime} minutes)"
+        ));
+    }
+    // The default margin shrinks with a short configured lifetime instead of being refused.
+    if value.is_none() {
+        v.min(lifetime / 2).max(1)
+    } else {
+        v
     }
 }
 
@@ -269,7 +341,65 @@ pub struct EnvironmentConfig {
     /// The LN company, sent as `X-Infor-LnCompany`.
     pub company: String,
     pub ln: LnConfig,
-    pub exchange: ExchangeConfig,
+    /// How to reach EWS, when LN's `exchangeBackend` is EWS. At least one of `exchange` and
+    /// `graph` is given; LN's setting picks which one runs (R2), so both may be configured
+    /// ahead of a migration.
+    pub exchange: Option<ExchangeConfig>,
+    /// How to reach Microsoft Graph, when LN's `exchangeBackend` is Graph.
+    pub graph: Option<GraphSettings>,
+}
+
+/// The Graph app registration of an environment. Tenant and client id come from LN's
+/// `azureTenant` and `clientId` settings (R3) unless overridden here; the secret never does.
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: SecretSource,
+    /// Graph's service root (default `https://graph.microsoft.com/v1.0`).
+    pub base_url: url::Url,
+    /// The Entra ID authority host (default `https://login.microsoftonline.com`).
+    pub login_url: url::Url,
+    /// Longest `Retry-After` waited out in-process; `None` keeps the adapter's default.
+    pub max_backoff: Option<Duration>,
+}
+
+/// Checks an http(s) URL setting; `None` (after a problem was recorded) when it is not one.
+pub fn http_url(problems: &mut Vec<String>, field: &str, value: &str) -> Option<url::Url> {
+    match url::Url::parse(value.trim()) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && !u.cannot_be_a_base() => {
+            Some(u)
+        }
+        Ok(u) => {
+            problems.push(format!(
+                "{field}: scheme {} is not http or https",
+                u.scheme()
+            ));
+            None
+        }
+        Err(e) => {
+            problems.push(format!("{field}: {e}"));
+            None
+        }
+    }
+}
+
+/// The Graph service root and authority host: each the given value, checked, else its
+/// default. `None` when a given value is not an http(s) URL (the problem is recorded).
+pub fn graph_urls(
+    problems: &mut Vec<String>,
+    base_field: &str,
+    base: Option<&str>,
+    login_field: &str,
+    login: Option<&str>,
+) -> Option<(url::Url, url::Url)> {
+    let mut pick = |field: &str, value: Option<&str>, default: &str| match value {
+        Some(v) => http_url(problems, field, v),
+        None => url::Url::parse(default).ok(),
+    };
+    let base = pick(base_field, base, GraphConfig::DEFAULT_BASE_URL);
+    let login = pick(login_field, login, GraphConfig::DEFAULT_LOGIN_URL);
+    base.zip(login)
 }
 
 #[derive(Debug, Clone)]
@@ -324,6 +454,96 @@ fn secret_source(
             None
         }
     }
+}
+
+/// `[environment.exchange]`, checked; `None` when it has problems (recorded by key).
+fn exchange_config(
+    problems: &mut Vec<String>,
+    ex: RawExchange,
+    anchor: &impl Fn(PathBuf) -> PathBuf,
+) -> Option<ExchangeConfig> {
+    let before = problems.len();
+    if ex.password.is_some() || ex.token.is_some() {
+        problems.push("password/token: secrets are not allowed in the configuration file; use password_file/password_env or token_file/token_env".to_owned());
+    }
+    let url = ex.url.as_deref().and_then(|u| http_url(problems, "url", u));
+    let auth = match ex.auth.as_deref().unwrap_or("basic") {
+        "basic" => {
+            let username = ex.username.filter(|u| !u.trim().is_empty());
+            if username.is_none() {
+                problems.push("username: required for auth = \"basic\"".to_owned());
+            }
+            let password = secret_source(
+                problems,
+                "password",
+                ex.password_file.map(anchor),
+                ex.password_env,
+            );
+            username
+                .zip(password)
+                .map(|(username, password)| ExchangeAuth::Basic { username, password })
+        }
+        "bearer" => secret_source(problems, "token", ex.token_file.map(anchor), ex.token_env)
+            .map(|token| ExchangeAuth::Bearer { token }),
+        other => {
+            problems.push(format!(
+                "auth: \"{other}\" is not one of \"basic\", \"bearer\""
+            ));
+            None
+        }
+    };
+    let auth = auth.filter(|_| problems.len() == before)?;
+    Some(ExchangeConfig {
+        url,
+        auth,
+        max_backoff: Duration::from_secs(ex.max_backoff_seconds.unwrap_or(300)),
+    })
+}
+
+/// `[environment.graph]`, checked; `None` when it has problems (recorded by key).
+fn graph_settings(
+    problems: &mut Vec<String>,
+    g: RawGraph,
+    anchor: &impl Fn(PathBuf) -> PathBuf,
+) -> Option<GraphSettings> {
+    let before = problems.len();
+    if g.client_secret.is_some() {
+        problems.push("client_secret: secrets are not allowed in the configuration file; use client_secret_file or client_secret_env".to_owned());
+    }
+    let non_empty = |problems: &mut Vec<String>, key: &str, v: Option<String>| match v {
+        Some(v) if v.trim().is_empty() => {
+            problems.push(format!(
+                "{key}: must not be empty (leave it out to use LN's setting)"
+            ));
+            None
+        }
+        other => other.map(|v| v.trim().to_owned()),
+    };
+    let tenant = non_empty(problems, "tenant", g.tenant);
+    let client_id = non_empty(problems, "client_id", g.client_id);
+    let client_secret = match (g.client_secret_file, g.client_secret_env) {
+        // An inline secret was already refused; "missing" on top would say the same twice.
+        (None, None) if g.client_secret.is_some() => None,
+        (file, var) => secret_source(problems, "client_secret", file.map(anchor), var),
+    };
+    let urls = graph_urls(
+        problems,
+        "base_url",
+        g.base_url.as_deref(),
+        "login_url",
+        g.login_url.as_deref(),
+    );
+    let ((base_url, login_url), client_secret) = urls
+        .zip(client_secret)
+        .filter(|_| problems.len() == before)?;
+    Some(GraphSettings {
+        tenant,
+        client_id,
+        client_secret,
+        base_url,
+        login_url,
+        max_backoff: g.max_backoff_seconds.map(Duration::from_secs),
+    })
 }
 
 impl Config {
@@ -411,6 +631,22 @@ impl Config {
                 "push.status_frequency_minutes",
                 raw.push.status_frequency_minutes,
             ),
+            ..PushSettings::default()
+        };
+        let lifetime = graph_lifetime(
+            &mut problems,
+            "push.graph_lifetime_minutes",
+            raw.push.graph_lifetime_minutes,
+        );
+        let push = PushSettings {
+            graph_lifetime_minutes: lifetime,
+            graph_renew_before_minutes: graph_renew_before(
+                &mut problems,
+                "push.graph_renew_before_minutes",
+                raw.push.graph_renew_before_minutes,
+                lifetime,
+            ),
+            ..push
         };
 
         if raw.environments.is_empty() {
@@ -435,70 +671,43 @@ impl Config {
             if env.company.trim().is_empty() {
                 problems.push(format!("{at}.company: must not be empty"));
             }
-            let mut sub = Vec::new();
+            // Problems per section, each then named `{at}.{section}.{key}`.
+            let mut ln_problems = Vec::new();
             let ionapi = secret_source(
-                &mut sub,
+                &mut ln_problems,
                 "ionapi",
                 env.ln.ionapi_file.map(anchor),
                 env.ln.ionapi_env,
             );
             let webhook_secret = match (env.ln.webhook_secret_file, env.ln.webhook_secret_env) {
                 (None, None) => None,
-                (file, var) => secret_source(&mut sub, "webhook_secret", file.map(anchor), var),
+                (file, var) => {
+                    secret_source(&mut ln_problems, "webhook_secret", file.map(anchor), var)
+                }
             };
-            let ex = env.exchange;
-            if ex.password.is_some() || ex.token.is_some() {
-                sub.push("password/token: secrets are not allowed in the configuration file; use password_file/password_env or token_file/token_env".to_owned());
+            if env.exchange.is_none() && env.graph.is_none() {
+                problems.push(format!(
+                    "{at}: configure [environment.exchange] (EWS), [environment.graph] \
+                     (Microsoft Graph) or both; LN's exchangeBackend setting picks one"
+                ));
             }
-            let url = match ex.url.as_deref().map(url::Url::parse) {
-                None => None,
-                Some(Ok(u)) if u.scheme() == "https" || u.scheme() == "http" => Some(u),
-                Some(Ok(u)) => {
-                    sub.push(format!("url: scheme {} is not http or https", u.scheme()));
-                    None
-                }
-                Some(Err(e)) => {
-                    sub.push(format!("url: {e}"));
-                    None
-                }
-            };
-            let auth = match ex.auth.as_deref().unwrap_or("basic") {
-                "basic" => {
-                    let username = ex.username.filter(|u| !u.trim().is_empty());
-                    if username.is_none() {
-                        sub.push("username: required for auth = \"basic\"".to_owned());
-                    }
-                    let password = secret_source(
-                        &mut sub,
-                        "password",
-                        ex.password_file.map(anchor),
-                        ex.password_env,
-                    );
-                    username
-                        .zip(password)
-                        .map(|(username, password)| ExchangeAuth::Basic { username, password })
-                }
-                "bearer" => {
-                    secret_source(&mut sub, "token", ex.token_file.map(anchor), ex.token_env)
-                        .map(|token| ExchangeAuth::Bearer { token })
-                }
-                other => {
-                    sub.push(format!(
-                        "auth: \"{other}\" is not one of \"basic\", \"bearer\""
-                    ));
-                    None
-                }
-            };
-            for p in sub {
-                let section = if p.starts_with("ionapi") || p.starts_with("webhook_secret") {
-                    "ln"
-                } else {
-                    "exchange"
-                };
-                problems.push(format!("{at}.{section}.{p}"));
+            let mut ex_problems = Vec::new();
+            let exchange = env
+                .exchange
+                .and_then(|ex| exchange_config(&mut ex_problems, ex, &anchor));
+            let mut graph_problems = Vec::new();
+            let graph = env
+                .graph
+                .and_then(|g| graph_settings(&mut graph_problems, g, &anchor));
+            for (section, list) in [
+                ("ln", ln_problems),
+                ("exchange", ex_problems),
+                ("graph", graph_problems),
+            ] {
+                problems.extend(list.into_iter().map(|p| format!("{at}.{section}.{p}")));
             }
             if problems.len() == before
-                && let (Some(ionapi), Some(auth)) = (ionapi, auth)
+                && let Some(ionapi) = ionapi
             {
                 environments.push(EnvironmentConfig {
                     id: EnvironmentId::new(env.id),
@@ -509,11 +718,8 @@ impl Config {
                         page_size: env.ln.page_size,
                         webhook_secret,
                     },
-                    exchange: ExchangeConfig {
-                        url,
-                        auth,
-                        max_backoff: Duration::from_secs(ex.max_backoff_seconds.unwrap_or(300)),
-                    },
+                    exchange,
+                    graph,
                 });
             }
         }
@@ -580,7 +786,7 @@ mod tests {
             matches!(&env.ln.ionapi, SecretSource::File(p) if p == Path::new("/etc/lnsync/prod.ionapi"))
         );
         assert!(
-            matches!(&env.exchange.auth, ExchangeAuth::Basic { username, .. } if username == "svc-lnsync")
+            matches!(env.exchange.as_ref().map(|e| &e.auth), Some(ExchangeAuth::Basic { username, .. }) if username == "svc-lnsync")
         );
     }
 
@@ -733,6 +939,128 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(problems[0].contains("sync_private_events"), "{problems:?}");
+    }
+
+    /// `GOOD` with Graph instead of EWS.
+    fn graph_only(graph: &str) -> String {
+        let start = GOOD.find("[environment.exchange]").unwrap_or(GOOD.len());
+        format!("{}[environment.graph]\n{graph}\n", &GOOD[..start])
+    }
+
+    #[test]
+    fn graph_alone_configures_an_environment_with_defaults()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let c = Config::parse(
+            &graph_only("client_secret_file = \"graph.secret\""),
+            Path::new("/etc/lnsync"),
+        )
+        .map_err(|p| p.join("; "))?;
+        let env = &c.environments[0];
+        assert!(env.exchange.is_none());
+        let g = env.graph.as_ref().ok_or("no graph")?;
+        assert_eq!(g.tenant, None, "LN's azureTenant unless overridden");
+        assert_eq!(g.client_id, None);
+        assert!(
+            matches!(&g.client_secret, SecretSource::File(p) if p == Path::new("/etc/lnsync/graph.secret"))
+        );
+        assert_eq!(g.base_url.as_str(), "https://graph.microsoft.com/v1.0");
+        assert_eq!(g.login_url.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(g.max_backoff, None);
+        assert_eq!(c.push.graph_lifetime_minutes, 10_070);
+        assert_eq!(c.push.graph_renew_before_minutes, 1_440);
+
+        let both = format!(
+            "{GOOD}\n[environment.graph]\ntenant = \"corp.example\"\nclient_id = \"app-1\"\n\
+             client_secret_env = \"GRAPH_SECRET\"\nbase_url = \"http://127.0.0.1:9/v1.0\"\n\
+             login_url = \"http://127.0.0.1:9\"\nmax_backoff_seconds = 7\n\
+             [push]\ngraph_lifetime_minutes = 60\ngraph_renew_before_minutes = 15\n"
+        );
+        let c = Config::parse(&both, Path::new(".")).map_err(|p| p.join("; "))?;
+        let env = &c.environments[0];
+        assert!(env.exchange.is_some());
+        let g = env.graph.as_ref().ok_or("no graph")?;
+        assert_eq!(g.tenant.as_deref(), Some("corp.example"));
+        assert_eq!(g.client_id.as_deref(), Some("app-1"));
+        assert_eq!(g.client_secret, SecretSource::Env("GRAPH_SECRET".into()));
+        assert_eq!(g.base_url.as_str(), "http://127.0.0.1:9/v1.0");
+        assert_eq!(g.max_backoff, Some(Duration::from_secs(7)));
+        assert_eq!(c.push.graph_lifetime_minutes, 60);
+        assert_eq!(c.push.graph_renew_before_minutes, 15);
+        Ok(())
+    }
+
+    #[test]
+    fn a_short_lifetime_shrinks_the_default_renewal_margin()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let text = format!("{GOOD}\n[push]\ngraph_lifetime_minutes = 60\n");
+        let c = Config::parse(&text, Path::new(".")).map_err(|p| p.join("; "))?;
+        assert_eq!(c.push.graph_renew_before_minutes, 30);
+        Ok(())
+    }
+
+    #[test]
+    fn graph_problems_are_listed_with_the_others_each_naming_its_key() {
+        // No backend at all.
+        let none = graph_only("").replace("[environment.graph]\n", "");
+        let problems = Config::parse(&none, Path::new("."))
+            .err()
+            .unwrap_or_default();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("environment[0] (prod): configure [environment.exchange]"),
+            "{problems:?}"
+        );
+
+        let bad = graph_only(
+            "tenant = \"\"\nclient_secret = \"hunter2\"\nbase_url = \"ftp://graph\"\n\
+             login_url = \"not a url\"",
+        )
+        .replace("company = \"100\"", "company = \"\"")
+        .replace(
+            "[sync]",
+            "[push]\ngraph_lifetime_minutes = 20000\ngraph_renew_before_minutes = 0\n[sync]",
+        );
+        let problems = Config::parse(&bad, Path::new("."))
+            .err()
+            .unwrap_or_default();
+        let all = problems.join("\n");
+        for needle in [
+            "push.graph_lifetime_minutes: 20000 is not between 1 and 10080",
+            "push.graph_renew_before_minutes: must be at least 1",
+            "environment[0] (prod).company: must not be empty",
+            "environment[0] (prod).graph.tenant: must not be empty",
+            "environment[0] (prod).graph.client_secret: secrets are not allowed",
+            "environment[0] (prod).graph.base_url: scheme ftp is not http or https",
+            "environment[0] (prod).graph.login_url: relative URL without a base",
+        ] {
+            assert!(all.contains(needle), "{needle:?} not in\n{all}");
+        }
+        assert_eq!(problems.len(), 7, "{all}");
+        assert!(!all.contains("hunter2"), "the secret must not be echoed");
+
+        let missing = graph_only("tenant = \"t\"");
+        let problems = Config::parse(&missing, Path::new("."))
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            problems,
+            [
+                "environment[0] (prod).graph.client_secret: missing; set client_secret_file (a path) \
+              or client_secret_env (a variable name)"
+            ]
+        );
+        let margin = format!(
+            "{GOOD}\n[push]\ngraph_lifetime_minutes = 60\ngraph_renew_before_minutes = 60\n"
+        );
+        let problems = Config::parse(&margin, Path::new("."))
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            problems,
+            [
+                "push.graph_renew_before_minutes: 60 is not less than the subscription lifetime (60 minutes)"
+            ]
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! single-process runner uses, so both share the composition root.
 
 use crate::config::{
-    EnvironmentConfig, ExchangeAuth, ExchangeConfig, LnConfig, PushSettings, Secret, SecretSource,
+    EnvironmentConfig, ExchangeAuth, ExchangeConfig, GraphSettings, LnConfig, PushSettings, Secret,
+    SecretSource,
 };
 use crate::vars;
 use async_trait::async_trait;
@@ -50,6 +51,17 @@ pub enum AuthPlan {
     },
 }
 
+/// How an environment reaches Microsoft Graph, by secret ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphPlan {
+    /// Overrides of LN's `azureTenant` and `clientId`.
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_arn: String,
+    pub base_url: url::Url,
+    pub login_url: url::Url,
+}
+
 /// One environment as the variables describe it, before its secrets are fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentPlan {
@@ -58,7 +70,11 @@ pub struct EnvironmentPlan {
     pub ionapi_arn: String,
     pub service_path: Option<String>,
     pub exchange_url: Option<url::Url>,
-    pub auth: AuthPlan,
+    /// EWS; `None` when only Graph is configured.
+    pub auth: Option<AuthPlan>,
+    /// Graph; `None` when only EWS is configured.
+    pub graph: Option<GraphPlan>,
+    /// Longest throttling wait slept in-process, for either backend.
     pub max_backoff: Duration,
 }
 
@@ -394,6 +410,21 @@ impl Deployment {
             vars::PUSH_STATUS_FREQUENCY_MINUTES,
             get(vars::PUSH_STATUS_FREQUENCY_MINUTES),
         );
+        let lifetime = parse_number(
+            &mut problems,
+            vars::PUSH_GRAPH_LIFETIME_MINUTES,
+            get(vars::PUSH_GRAPH_LIFETIME_MINUTES),
+        );
+        let renew_before = parse_number(
+            &mut problems,
+            vars::PUSH_GRAPH_RENEW_BEFORE_MINUTES,
+            get(vars::PUSH_GRAPH_RENEW_BEFORE_MINUTES),
+        );
+        let lifetime = crate::config::graph_lifetime(
+            &mut problems,
+            vars::PUSH_GRAPH_LIFETIME_MINUTES,
+            lifetime,
+        );
         let push = PushSettings {
             public_url: get(vars::PUSH_URL)
                 .and_then(|u| crate::config::push_url(&mut problems, vars::PUSH_URL, &u)),
@@ -401,6 +432,13 @@ impl Deployment {
                 &mut problems,
                 vars::PUSH_STATUS_FREQUENCY_MINUTES,
                 frequency,
+            ),
+            graph_lifetime_minutes: lifetime,
+            graph_renew_before_minutes: crate::config::graph_renew_before(
+                &mut problems,
+                vars::PUSH_GRAPH_RENEW_BEFORE_MINUTES,
+                renew_before,
+                lifetime,
             ),
             ..PushSettings::default()
         };
@@ -437,49 +475,65 @@ impl Deployment {
         let before = problems.len();
         let var = |suffix: &str| settings.name(id, suffix);
         let get = |suffix: &str| settings.get(id, suffix).map(str::to_owned);
-        let mut required = |suffix: &str| {
+        let required = |problems: &mut Vec<String>, suffix: &str| {
             let v = get(suffix);
             if v.is_none() {
                 problems.push(format!("{}: missing (environment {id})", var(suffix)));
             }
             v.unwrap_or_default()
         };
-        let company = required(vars::env::COMPANY);
-        let ionapi_arn = required(vars::env::IONAPI_SECRET_ARN);
-        let auth = match get(vars::env::EWS_AUTH).as_deref().unwrap_or("basic") {
-            "basic" => AuthPlan::Basic {
-                username: required(vars::env::EWS_USERNAME),
-                password_arn: required(vars::env::EWS_PASSWORD_SECRET_ARN),
-            },
-            "bearer" => AuthPlan::Bearer {
-                token_arn: required(vars::env::EWS_TOKEN_SECRET_ARN),
-            },
-            other => {
-                problems.push(format!(
-                    "{}: {other:?} is not \"basic\" or \"bearer\"",
-                    var(vars::env::EWS_AUTH)
-                ));
-                AuthPlan::Bearer {
-                    token_arn: String::new(),
-                }
-            }
+        let company = required(problems, vars::env::COMPANY);
+        let ionapi_arn = required(problems, vars::env::IONAPI_SECRET_ARN);
+        let given = |suffixes: &[&str]| suffixes.iter().any(|s| get(s).is_some());
+        let graph_given = given(&vars::env::GRAPH);
+        // Without any Graph value the environment is an EWS one, as before Graph existed, so a
+        // missing EWS value is reported as missing.
+        let ews_given = given(&vars::env::EWS) || !graph_given;
+        let auth = if ews_given {
+            Some(
+                match get(vars::env::EWS_AUTH).as_deref().unwrap_or("basic") {
+                    "basic" => AuthPlan::Basic {
+                        username: required(problems, vars::env::EWS_USERNAME),
+                        password_arn: required(problems, vars::env::EWS_PASSWORD_SECRET_ARN),
+                    },
+                    "bearer" => AuthPlan::Bearer {
+                        token_arn: required(problems, vars::env::EWS_TOKEN_SECRET_ARN),
+                    },
+                    other => {
+                        problems.push(format!(
+                            "{}: {other:?} is not \"basic\" or \"bearer\"",
+                            var(vars::env::EWS_AUTH)
+                        ));
+                        AuthPlan::Bearer {
+                            token_arn: String::new(),
+                        }
+                    }
+                },
+            )
+        } else {
+            None
         };
-        let exchange_url = match get(vars::env::EXCHANGE_URL).map(|u| url::Url::parse(&u)) {
-            None => None,
-            Some(Ok(u)) if u.scheme() == "https" || u.scheme() == "http" => Some(u),
-            Some(Ok(u)) => {
-                problems.push(format!(
-                    "{}: scheme {} is not http or https",
-                    var(vars::env::EXCHANGE_URL),
-                    u.scheme()
-                ));
-                None
-            }
-            Some(Err(e)) => {
-                problems.push(format!("{}: {e}", var(vars::env::EXCHANGE_URL)));
-                None
-            }
+        let graph = if graph_given {
+            let client_secret_arn = required(problems, vars::env::GRAPH_CLIENT_SECRET_ARN);
+            crate::config::graph_urls(
+                problems,
+                &var(vars::env::GRAPH_BASE_URL),
+                get(vars::env::GRAPH_BASE_URL).as_deref(),
+                &var(vars::env::GRAPH_LOGIN_URL),
+                get(vars::env::GRAPH_LOGIN_URL).as_deref(),
+            )
+            .map(|(base_url, login_url)| GraphPlan {
+                tenant: get(vars::env::GRAPH_TENANT).map(|t| t.trim().to_owned()),
+                client_id: get(vars::env::GRAPH_CLIENT_ID).map(|c| c.trim().to_owned()),
+                client_secret_arn,
+                base_url,
+                login_url,
+            })
+        } else {
+            None
         };
+        let exchange_url = get(vars::env::EXCHANGE_URL)
+            .and_then(|u| crate::config::http_url(problems, &var(vars::env::EXCHANGE_URL), &u));
         let max_backoff = parse_number(
             problems,
             &var(vars::env::MAX_BACKOFF_SECONDS),
@@ -493,6 +547,7 @@ impl Deployment {
             service_path: get(vars::env::LN_SERVICE_PATH),
             exchange_url,
             auth,
+            graph,
             max_backoff,
         })
     }
@@ -509,14 +564,20 @@ impl Deployment {
                 .entry(&env.ionapi_arn)
                 .or_default()
                 .push(format!("LN credentials of environment {}", env.id));
-            let (arn, what) = match &env.auth {
+            let ews = env.auth.as_ref().map(|auth| match auth {
                 AuthPlan::Basic { password_arn, .. } => (password_arn, "EWS password"),
                 AuthPlan::Bearer { token_arn } => (token_arn, "EWS token"),
-            };
-            wanted
-                .entry(arn)
-                .or_default()
-                .push(format!("{what} of environment {}", env.id));
+            });
+            let graph = env
+                .graph
+                .as_ref()
+                .map(|g| (&g.client_secret_arn, "Graph client secret"));
+            for (arn, what) in ews.into_iter().chain(graph) {
+                wanted
+                    .entry(arn)
+                    .or_default()
+                    .push(format!("{what} of environment {}", env.id));
+            }
         }
         let fetched = futures::future::join_all(
             wanted
@@ -556,9 +617,9 @@ impl Deployment {
                     // Only the push function reads it, through its own configuration.
                     webhook_secret: None,
                 },
-                exchange: ExchangeConfig {
+                exchange: env.auth.as_ref().map(|auth| ExchangeConfig {
                     url: env.exchange_url.clone(),
-                    auth: match &env.auth {
+                    auth: match auth {
                         AuthPlan::Basic {
                             username,
                             password_arn,
@@ -571,7 +632,15 @@ impl Deployment {
                         },
                     },
                     max_backoff: env.max_backoff,
-                },
+                }),
+                graph: env.graph.as_ref().map(|g| GraphSettings {
+                    tenant: g.tenant.clone(),
+                    client_id: g.client_id.clone(),
+                    client_secret: value(&g.client_secret_arn),
+                    base_url: g.base_url.clone(),
+                    login_url: g.login_url.clone(),
+                    max_backoff: Some(env.max_backoff),
+                }),
             })
             .collect())
     }
@@ -631,8 +700,8 @@ mod tests {
         ]));
         let envs = d.resolve(&secrets).await.unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(
-            &envs[0].exchange.auth,
-            ExchangeAuth::Basic { username, password } if username == "svc"
+            envs[0].exchange.as_ref().map(|e| &e.auth),
+            Some(ExchangeAuth::Basic { username, password }) if username == "svc"
                 && password.read().map(|s| s.expose().to_owned()).as_deref() == Ok("hunter2")
         ));
         assert!(
@@ -808,6 +877,144 @@ mod tests {
             .unwrap_or_else(|| panic!("must fail"));
         assert_eq!(e.problems.len(), 1, "{e}");
         assert!(e.problems[0].contains("must be a JSON object"), "{e}");
+    }
+
+    /// `good()` with `prod` on Graph alone, as variables.
+    fn good_with_prod_on_graph() -> HashMap<String, String> {
+        let mut v = good();
+        v.retain(|k, _| !k.starts_with("LNSYNC_ENV_PROD_EWS_"));
+        v.insert(
+            "LNSYNC_ENV_PROD_GRAPH_CLIENT_SECRET_ARN".into(),
+            "arn:graph".into(),
+        );
+        v.insert("LNSYNC_ENV_PROD_GRAPH_TENANT".into(), "corp.example".into());
+        v
+    }
+
+    #[tokio::test]
+    async fn graph_variables_configure_graph_and_make_ews_optional()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut v = good_with_prod_on_graph();
+        v.insert("LNSYNC_PUSH_GRAPH_LIFETIME_MINUTES".into(), "4230".into());
+        v.insert(
+            "LNSYNC_PUSH_GRAPH_RENEW_BEFORE_MINUTES".into(),
+            "600".into(),
+        );
+        let d = Deployment::from_lookup(|k| v.get(k).cloned())?;
+        assert_eq!(d.push.graph_lifetime_minutes, 4230);
+        assert_eq!(d.push.graph_renew_before_minutes, 600);
+        let prod = &d.environments[0];
+        assert_eq!(prod.auth, None);
+        assert_eq!(
+            prod.graph,
+            Some(GraphPlan {
+                tenant: Some("corp.example".into()),
+                client_id: None,
+                client_secret_arn: "arn:graph".into(),
+                base_url: url::Url::parse("https://graph.microsoft.com/v1.0")?,
+                login_url: url::Url::parse("https://login.microsoftonline.com")?,
+            })
+        );
+        assert!(d.environments[1].graph.is_none(), "test-eu stays on EWS");
+        let secrets = MapSecrets(vars(&[
+            ("arn:ionapi", "{}"),
+            ("arn:graph", "app-secret"),
+            ("arn:token", "t"),
+        ]));
+        let envs = d.resolve(&secrets).await?;
+        assert!(envs[0].exchange.is_none());
+        let g = envs[0].graph.as_ref().ok_or("no graph")?;
+        assert_eq!(g.client_secret.read()?.expose(), "app-secret");
+        assert_eq!(g.tenant.as_deref(), Some("corp.example"));
+        assert_eq!(g.max_backoff, Some(DEFAULT_MAX_BACKOFF));
+        assert!(!format!("{envs:?}").contains("app-secret"));
+
+        let e = d
+            .resolve(&MapSecrets(vars(&[
+                ("arn:ionapi", "{}"),
+                ("arn:token", "t"),
+            ])))
+            .await
+            .err()
+            .ok_or("resolved without the Graph secret")?;
+        assert!(
+            e.to_string()
+                .contains("arn:graph (Graph client secret of environment prod)"),
+            "{e}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_template_default_ews_auth_alone_does_not_ask_for_ews()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut v = good();
+        v.retain(|k, _| !k.starts_with("LNSYNC_ENV_PROD_"));
+        v.insert(
+            "LNSYNC_ENVIRONMENT_SETTINGS".into(),
+            serde_json::json!({
+                "prod": {
+                    "COMPANY": "100",
+                    "IONAPI_SECRET_ARN": "arn:ionapi",
+                    "EWS_AUTH": "basic",
+                    "EWS_USERNAME": "",
+                    "EWS_PASSWORD_SECRET_ARN": "",
+                    "GRAPH_TENANT": "",
+                    "GRAPH_CLIENT_ID": "app-1",
+                    "GRAPH_CLIENT_SECRET_ARN": "arn:graph",
+                    "GRAPH_BASE_URL": "http://127.0.0.1:9/v1.0",
+                    "GRAPH_LOGIN_URL": ""
+                }
+            })
+            .to_string(),
+        );
+        let d = Deployment::from_lookup(|k| v.get(k).cloned())?;
+        let prod = &d.environments[0];
+        assert_eq!(prod.auth, None);
+        let g = prod.graph.as_ref().ok_or("no graph")?;
+        assert_eq!(g.client_id.as_deref(), Some("app-1"));
+        assert_eq!(g.tenant, None, "empty is unset: LN's azureTenant");
+        assert_eq!(g.base_url.as_str(), "http://127.0.0.1:9/v1.0");
+        Ok(())
+    }
+
+    #[test]
+    fn graph_problems_are_listed_at_once_each_naming_its_variable() {
+        let mut v = good_with_prod_on_graph();
+        v.remove("LNSYNC_ENV_PROD_GRAPH_CLIENT_SECRET_ARN");
+        v.insert(
+            "LNSYNC_ENV_PROD_GRAPH_BASE_URL".into(),
+            "ftp://graph".into(),
+        );
+        v.insert("LNSYNC_PUSH_GRAPH_LIFETIME_MINUTES".into(), "10081".into());
+        v.insert(
+            "LNSYNC_PUSH_GRAPH_RENEW_BEFORE_MINUTES".into(),
+            "soon".into(),
+        );
+        // Graph and EWS values: both are configured, so EWS must be complete too.
+        v.insert(
+            "LNSYNC_ENV_TEST_EU_GRAPH_CLIENT_SECRET_ARN".into(),
+            "arn:graph".into(),
+        );
+        v.insert("LNSYNC_ENV_TEST_EU_EWS_AUTH".into(), "basic".into());
+        let e = Deployment::from_lookup(|k| v.get(k).cloned())
+            .err()
+            .unwrap_or_else(|| panic!("must fail"));
+        let expected = [
+            "LNSYNC_PUSH_GRAPH_LIFETIME_MINUTES: 10081 is not between 1 and 10080",
+            "LNSYNC_PUSH_GRAPH_RENEW_BEFORE_MINUTES: \"soon\" is not a valid number",
+            "LNSYNC_ENV_PROD_GRAPH_CLIENT_SECRET_ARN: missing (environment prod)",
+            "LNSYNC_ENV_PROD_GRAPH_BASE_URL: scheme ftp is not http or https",
+            "LNSYNC_ENV_TEST_EU_EWS_USERNAME: missing (environment test-eu)",
+            "LNSYNC_ENV_TEST_EU_EWS_PASSWORD_SECRET_ARN: missing (environment test-eu)",
+        ];
+        assert_eq!(e.problems.len(), expected.len(), "{e}");
+        for want in expected {
+            assert!(
+                e.problems.iter().any(|p| p.starts_with(want)),
+                "{want:?} not in {e}"
+            );
+        }
     }
 
     #[tokio::test]

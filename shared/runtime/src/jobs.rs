@@ -17,14 +17,18 @@
 //! R14 (the LN feed once per environment, not per user): see [`FeedCache`].
 
 use crate::config::{EnvironmentConfig, PushSettings};
-use crate::push::subscriptions::{SubscribeError, SubscribeOutcome, push_wanted, subscribe_user};
+use crate::push::subscriptions::{
+    SubscribeContext, SubscribeError, SubscribeOutcome, end_retired, live_at_graph, push_wanted,
+    subscribe_user,
+};
 use crate::runner::{Connector, SyncKind, error_chain};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lnsync_core::error::{Classify, ErrorClass, StoreError};
 use lnsync_core::ids::{EnvironmentId, UserId};
 use lnsync_core::model::{
-    CursorKind, Employee, Job, JobKind, LnWatermark, RunCounts, RunOutcome, Settings, SyncUser,
+    CursorKind, Employee, ExchangeBackend, Job, JobKind, LnWatermark, RunCounts, RunOutcome,
+    Settings, SyncUser,
 };
 use lnsync_core::ports::Window;
 use lnsync_core::ports::{Clock, JobQueue, LnGateway, Mailbox, Receipt, StateStore};
@@ -673,9 +677,6 @@ impl Worker {
                 "Synchronize Activities is off in LN".to_owned(),
             ));
         }
-        if let Some(why) = SyncKind::Calendar.unsupported(&settings) {
-            return Err(JobOutcome::Failed(why.to_owned()));
-        }
         Ok((ln, settings))
     }
 
@@ -744,41 +745,99 @@ impl Worker {
         Ok(run_outcome(run, PUSH_BUSY_RETRY))
     }
 
-    /// Creates or recreates the user's push subscription (R31, R33).
+    /// Creates, renews or recreates the user's push subscription (R31, R33), then ends the
+    /// user's retired Graph subscriptions at Graph (see [`crate::push::subscriptions`]).
     async fn subscribe(
         &self,
         env: &EnvironmentConfig,
         job: &Job,
     ) -> Result<JobOutcome, SubscribeError> {
-        let (_, settings) = match self.push_context(env, job).await {
-            Ok(c) => c,
-            Err(outcome) => return Ok(outcome),
+        let ln = match self.connector.ln(env) {
+            Ok(ln) => ln,
+            Err(e) => return Ok(JobOutcome::Failed(e)),
         };
-        if !push_wanted(&settings, &self.push) {
+        let not_before = job.enqueued_at - PUSH_READ_MAX_AGE;
+        let settings = match self
+            .feeds
+            .settings(&job.env, ln.as_ref(), self.clock.as_ref(), not_before)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return Ok(JobOutcome::from_error(&e)),
+        };
+        let outcome = self
+            .subscribe_if_wanted(env, job, ln.as_ref(), &settings)
+            .await;
+        // Whatever became of the subscription: a failure to make one must not keep the old
+        // ones alive at Graph.
+        let ended = self.end_retired_graph(env, job, &settings).await;
+        match outcome? {
+            JobOutcome::Done { outcome, counts } => Ok(JobOutcome::Done {
+                outcome,
+                counts: RunCounts {
+                    deleted: counts.deleted + ended,
+                    ..counts
+                },
+            }),
+            JobOutcome::Dropped(_) if ended > 0 => Ok(JobOutcome::Done {
+                outcome: RunOutcome::Succeeded,
+                counts: RunCounts {
+                    deleted: ended,
+                    ..RunCounts::default()
+                },
+            }),
+            other => Ok(other),
+        }
+    }
+
+    async fn subscribe_if_wanted(
+        &self,
+        env: &EnvironmentConfig,
+        job: &Job,
+        ln: &dyn LnGateway,
+        settings: &Settings,
+    ) -> Result<JobOutcome, SubscribeError> {
+        if !push_wanted(settings, &self.push) {
             return Ok(JobOutcome::Dropped(
-                "push is off in LN or this deployment has no push URL".to_owned(),
+                "push or calendar sync is off in LN, or this deployment has no push URL".to_owned(),
             ));
         }
-        let Some(state) = self.store.user_state(&job.env, &job.user).await? else {
+        // LN's list, not the store's: the tick also queues this job for users it retired
+        // (to end their Graph subscriptions), who must not get a new one.
+        let not_before = job.enqueued_at - PUSH_READ_MAX_AGE;
+        let directory = match self
+            .feeds
+            .directory(&job.env, ln, self.clock.as_ref(), not_before)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => return Ok(JobOutcome::from_error(&e)),
+        };
+        let Some(user) = directory
+            .users
+            .iter()
+            .find(|u| u.user == job.user && u.active && !u.email.as_str().trim().is_empty())
+        else {
             return Ok(JobOutcome::Dropped(format!(
-                "{} is not a sync user",
+                "{} is not an active sync user",
                 job.user
             )));
         };
-        let mailbox: Arc<dyn Mailbox> = match self.connector.mailbox(env, &settings) {
+        let mailbox: Arc<dyn Mailbox> = match self.connector.mailbox(env, settings) {
             Ok(m) => m,
             Err(e) => return Ok(JobOutcome::Failed(e)),
         };
-        let done = subscribe_user(
-            &job.env,
-            &job.user,
-            &state.mailbox,
-            self.store.as_ref(),
-            self.queue.as_ref(),
-            mailbox.as_ref(),
-            &self.push,
-            self.clock.now(),
-        )
+        let done = subscribe_user(&SubscribeContext {
+            env: &job.env,
+            user: &job.user,
+            address: &user.email,
+            backend: settings.exchange_backend,
+            store: self.store.as_ref(),
+            queue: self.queue.as_ref(),
+            mailbox: mailbox.as_ref(),
+            push: &self.push,
+            now: self.clock.now(),
+        })
         .await?;
         let counts = match done {
             SubscribeOutcome::Kept(_) => RunCounts::default(),
@@ -786,11 +845,66 @@ impl Worker {
                 created: 1,
                 ..RunCounts::default()
             },
+            SubscribeOutcome::Renewed { .. } => RunCounts {
+                updated: 1,
+                ..RunCounts::default()
+            },
         };
         Ok(JobOutcome::Done {
             outcome: RunOutcome::Succeeded,
             counts,
         })
+    }
+
+    /// Deletes the user's retired Graph subscriptions at Graph; best effort (they lapse at
+    /// their expiry otherwise), so problems are logged, not failed. Answers how many ended.
+    async fn end_retired_graph(
+        &self,
+        env: &EnvironmentConfig,
+        job: &Job,
+        settings: &Settings,
+    ) -> u32 {
+        let now = self.clock.now();
+        let pending = match self.store.subscriptions(&job.env).await {
+            Ok(subs) => subs
+                .iter()
+                .any(|s| s.user == job.user && !s.active && live_at_graph(s, now)),
+            Err(e) => {
+                tracing::warn!(env = %job.env, user = %job.user, error = %error_chain(&e), "could not read the user's subscriptions");
+                return 0;
+            }
+        };
+        if !pending {
+            return 0;
+        }
+        // A Graph client even when LN has switched the environment back to EWS: the retired
+        // subscriptions live at Graph.
+        let graph = Settings {
+            exchange_backend: ExchangeBackend::Graph,
+            ..settings.clone()
+        };
+        let mailbox = match self.connector.mailbox(env, &graph) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(env = %job.env, user = %job.user, error = %e, "no Graph client to delete retired subscriptions with; they lapse at their expiry");
+                return 0;
+            }
+        };
+        match end_retired(
+            &job.env,
+            &job.user,
+            self.store.as_ref(),
+            mailbox.as_ref(),
+            now,
+        )
+        .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(env = %job.env, user = %job.user, error = %error_chain(&e), "could not record deleted Graph subscriptions");
+                0
+            }
+        }
     }
 
     /// A contact or calendar pull of one user, with the environment's cached LN reads.
@@ -821,9 +935,6 @@ impl Worker {
                 "{} is off in LN",
                 kind.switch()
             )));
-        }
-        if let Some(why) = kind.unsupported(&settings) {
-            return Ok(JobOutcome::Failed(why.to_owned()));
         }
         let calendar = kind == SyncKind::Calendar;
         let mailbox: Arc<dyn Mailbox> = match self.connector.mailbox(env, &settings) {
@@ -930,5 +1041,331 @@ fn log_outcome(job: &Job, message: &InboundMessage, outcome: &JobOutcome) {
             env = %env, user = %user, job_id = %job_id, kind, receive_count,
             error = %error, "job failed"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker's `Subscribe` job around `push::subscriptions`: which backend's client it asks
+    //! for, whom it subscribes, and that it ends retired Graph subscriptions. The subscription
+    //! rules themselves are tested in `push::subscriptions`.
+
+    use super::*;
+    use crate::config::{LnConfig, SecretSource};
+    use crate::push::subscriptions::tests::FakeMailbox;
+    use async_trait::async_trait;
+    use chrono::TimeZone;
+    use lnsync_adapters::memqueue::InMemoryQueue;
+    use lnsync_core::error::LnError;
+    use lnsync_core::ids::{
+        ActivityKey, ContactCode, JobId, LnVersion, MailboxAddress, SubscriptionId,
+    };
+    use lnsync_core::model::{
+        Activity, Attendee, Contact, DeletedEntity, DeletedObject, EnvironmentState, IntervalUnit,
+        PullInterval, PushSubscription,
+    };
+    use lnsync_core::ports::{ActivityPatch, AttendeePatch, NewActivity};
+    use lnsync_core::secret::Secret;
+    use lnsync_core::testing::{ManualClock, MemoryStore};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    /// LN as a Subscribe job reads it: settings and the directory, nothing else.
+    struct DirectoryLn {
+        settings: Settings,
+        users: Vec<SyncUser>,
+    }
+
+    fn not_here<T>() -> Result<T, LnError> {
+        Err(LnError::Configuration("not read by a Subscribe job".into()))
+    }
+
+    #[async_trait]
+    impl LnGateway for DirectoryLn {
+        async fn settings(&self) -> Result<Settings, LnError> {
+            Ok(self.settings.clone())
+        }
+        async fn sync_users(&self) -> Result<Vec<SyncUser>, LnError> {
+            Ok(self.users.clone())
+        }
+        async fn employees(&self) -> Result<Vec<Employee>, LnError> {
+            Ok(Vec::new())
+        }
+        async fn contacts_changed_since(
+            &self,
+            _: Option<DateTime<Utc>>,
+        ) -> Result<Vec<Contact>, LnError> {
+            not_here()
+        }
+        async fn contacts_by_key(&self, _: &[ContactCode]) -> Result<Vec<Contact>, LnError> {
+            not_here()
+        }
+        async fn deleted_since(
+            &self,
+            _: DeletedEntity,
+            _: Option<DateTime<Utc>>,
+        ) -> Result<Vec<DeletedObject>, LnError> {
+            not_here()
+        }
+        async fn activities_in_window(
+            &self,
+            _: Window,
+            _: Option<DateTime<Utc>>,
+        ) -> Result<Vec<Activity>, LnError> {
+            not_here()
+        }
+        async fn activity(&self, _: &ActivityKey) -> Result<Option<Activity>, LnError> {
+            not_here()
+        }
+        async fn create_activity(&self, _: &NewActivity) -> Result<Activity, LnError> {
+            not_here()
+        }
+        async fn update_activity(
+            &self,
+            _: &ActivityKey,
+            _: &LnVersion,
+            _: &ActivityPatch,
+        ) -> Result<Activity, LnError> {
+            not_here()
+        }
+        async fn update_attendee(
+            &self,
+            _: &ActivityKey,
+            _: u32,
+            _: Option<&LnVersion>,
+            _: &AttendeePatch,
+        ) -> Result<(Attendee, Option<LnVersion>), LnError> {
+            not_here()
+        }
+        async fn add_attendee(&self, _: &ActivityKey, _: &Attendee) -> Result<Attendee, LnError> {
+            not_here()
+        }
+        async fn delete_attendee(
+            &self,
+            _: &ActivityKey,
+            _: u32,
+            _: Option<&LnVersion>,
+        ) -> Result<(), LnError> {
+            not_here()
+        }
+        async fn delete_activity(&self, _: &ActivityKey, _: &LnVersion) -> Result<(), LnError> {
+            not_here()
+        }
+    }
+
+    /// Hands out one fake mailbox per backend and records which backends were asked for.
+    struct FakeConnector {
+        ln: Arc<DirectoryLn>,
+        ews: Arc<FakeMailbox>,
+        graph: Arc<FakeMailbox>,
+        asked: Mutex<Vec<ExchangeBackend>>,
+    }
+
+    impl Connector for FakeConnector {
+        fn ln(&self, _: &EnvironmentConfig) -> Result<Arc<dyn LnGateway>, String> {
+            Ok(self.ln.clone())
+        }
+        fn mailbox(
+            &self,
+            _: &EnvironmentConfig,
+            settings: &Settings,
+        ) -> Result<Arc<dyn Mailbox>, String> {
+            self.asked
+                .lock()
+                .map_err(|_| "lock")?
+                .push(settings.exchange_backend);
+            Ok(match settings.exchange_backend {
+                ExchangeBackend::Ews => self.ews.clone(),
+                ExchangeBackend::Graph => self.graph.clone(),
+            })
+        }
+    }
+
+    fn settings(backend: ExchangeBackend, push_enabled: bool) -> Settings {
+        let hourly = PullInterval {
+            value: 1,
+            unit: IntervalUnit::Hours,
+        };
+        Settings {
+            exchange_backend: backend,
+            exchange_url: None,
+            azure_tenant: Some("corp.example".into()),
+            client_id: Some("app-1".into()),
+            contact_pull_interval: hourly,
+            calendar_pull_interval: hourly,
+            push_enabled,
+            synchronize_contacts: true,
+            synchronize_activities: true,
+        }
+    }
+
+    fn alice(active: bool) -> SyncUser {
+        SyncUser {
+            user: UserId::new("alice"),
+            name: "Alice".into(),
+            active,
+            email: MailboxAddress::new("alice@corp.example"),
+        }
+    }
+
+    fn graph_sub(id: &str, active: bool) -> PushSubscription {
+        PushSubscription {
+            env: EnvironmentId::new("prod"),
+            user: UserId::new("alice"),
+            id: SubscriptionId::new(id),
+            mailbox: MailboxAddress::new("alice@corp.example"),
+            backend: ExchangeBackend::Graph,
+            watermark: None,
+            status_frequency_minutes: 30,
+            created_at: now() - chrono::Duration::days(2),
+            last_seen: now() - chrono::Duration::days(1),
+            expires_at: Some(now() + chrono::Duration::days(4)),
+            active,
+        }
+    }
+
+    struct Setup {
+        worker: Worker,
+        store: Arc<MemoryStore>,
+        connector: Arc<FakeConnector>,
+    }
+
+    async fn setup(
+        settings: Settings,
+        users: Vec<SyncUser>,
+    ) -> Result<Setup, Box<dyn std::error::Error>> {
+        let store = Arc::new(MemoryStore::default());
+        store
+            .put_environment(&EnvironmentState {
+                env: EnvironmentId::new("prod"),
+                started: true,
+                updated_at: now(),
+            })
+            .await?;
+        let connector = Arc::new(FakeConnector {
+            ln: Arc::new(DirectoryLn { settings, users }),
+            ews: Arc::default(),
+            graph: Arc::default(),
+            asked: Mutex::default(),
+        });
+        let env = EnvironmentConfig {
+            id: EnvironmentId::new("prod"),
+            company: "100".into(),
+            ln: LnConfig {
+                ionapi: SecretSource::Value(Secret::new("{}")),
+                service_path: None,
+                page_size: None,
+                webhook_secret: None,
+            },
+            exchange: None,
+            graph: None,
+        };
+        let worker = Worker::new(
+            vec![env],
+            SyncOptions::default(),
+            store.clone(),
+            Arc::new(InMemoryQueue::default()),
+            connector.clone(),
+            Arc::new(ManualClock::new(now())),
+        )
+        .with_push(PushSettings {
+            public_url: url::Url::parse("https://push.example").ok(),
+            ..PushSettings::default()
+        });
+        Ok(Setup {
+            worker,
+            store,
+            connector,
+        })
+    }
+
+    fn subscribe_job() -> Job {
+        Job {
+            id: JobId::new("prod/alice/subscribe/20261129T100000Z"),
+            env: EnvironmentId::new("prod"),
+            user: UserId::new("alice"),
+            kind: JobKind::Subscribe,
+            enqueued_at: now(),
+        }
+    }
+
+    fn counts(outcome: &JobOutcome) -> Option<(u32, u32, u32)> {
+        match outcome {
+            JobOutcome::Done { counts, .. } => {
+                Some((counts.created, counts.updated, counts.deleted))
+            }
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn on_graph_the_job_subscribes_through_the_graph_client() -> TestResult {
+        let s = setup(settings(ExchangeBackend::Graph, true), vec![alice(true)]).await?;
+        let outcome = s.worker.run_job(&subscribe_job()).await;
+        assert_eq!(counts(&outcome), Some((1, 0, 0)), "{outcome:?}");
+        assert_eq!(
+            *s.connector.asked.lock().map_err(|_| "lock")?,
+            [ExchangeBackend::Graph]
+        );
+        let subs = s.store.subscriptions(&EnvironmentId::new("prod")).await?;
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].backend, ExchangeBackend::Graph);
+        assert_eq!(subs[0].mailbox.as_str(), "alice@corp.example");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_user_ln_no_longer_lists_as_active_gets_no_subscription_and_loses_the_old_one()
+    -> TestResult {
+        let s = setup(settings(ExchangeBackend::Graph, true), vec![alice(false)]).await?;
+        s.store.put_subscription(&graph_sub("g-old", false)).await?;
+        let outcome = s.worker.run_job(&subscribe_job()).await;
+        assert_eq!(counts(&outcome), Some((0, 0, 1)), "{outcome:?}");
+        assert!(
+            s.connector
+                .graph
+                .created
+                .lock()
+                .map_err(|_| "lock")?
+                .is_empty()
+        );
+        assert_eq!(
+            *s.connector.graph.deleted.lock().map_err(|_| "lock")?,
+            [SubscriptionId::new("g-old")]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn back_on_ews_the_graph_subscription_is_replaced_and_deleted_at_graph() -> TestResult {
+        let s = setup(settings(ExchangeBackend::Ews, true), vec![alice(true)]).await?;
+        s.store.put_subscription(&graph_sub("g-live", true)).await?;
+        let outcome = s.worker.run_job(&subscribe_job()).await;
+        assert_eq!(counts(&outcome), Some((1, 0, 1)), "{outcome:?}");
+        assert_eq!(s.connector.ews.created.lock().map_err(|_| "lock")?.len(), 1);
+        assert_eq!(
+            *s.connector.graph.deleted.lock().map_err(|_| "lock")?,
+            [SubscriptionId::new("g-live")]
+        );
+        assert_eq!(
+            *s.connector.asked.lock().map_err(|_| "lock")?,
+            [ExchangeBackend::Ews, ExchangeBackend::Graph]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn with_push_off_and_nothing_to_end_the_job_is_dropped() -> TestResult {
+        let s = setup(settings(ExchangeBackend::Graph, false), vec![alice(true)]).await?;
+        let outcome = s.worker.run_job(&subscribe_job()).await;
+        assert!(matches!(outcome, JobOutcome::Dropped(_)), "{outcome:?}");
+        assert!(s.connector.asked.lock().map_err(|_| "lock")?.is_empty());
+        Ok(())
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: the typed configuration file, secrets by file or environment variable.
 //! - [`telemetry`]: structured logging setup (text for people, JSON for machines, R41).
-//! - [`compose`]: the composition root: builds LN, Exchange and store adapters from config.
+//! - [`compose`]: the composition root: builds LN, Exchange (EWS or Graph, as LN selects) and
+//!   store adapters from config.
 //! - [`runner`]: one run of contacts and calendars over all started environments, reported per
 //!   user and kind.
 //! - [`schedule`]: the scheduler's tick: due users → jobs on the queue (R3, R6, R7).
@@ -11,7 +12,8 @@
 //! - [`serve`]: `lnsync serve`: the scheduled loop plus the push endpoint on a local port.
 //! - [`vars`]: the serverless functions' environment variable names, in one place.
 //! - [`deploy`]: those variables validated, and secrets resolved, for a Lambda container.
-//! - [`push`]: the push endpoint (EWS notifications, LN webhook) and subscriptions (R31–R33).
+//! - [`push`]: the push endpoint (EWS and Graph notifications, LN webhook) and subscriptions
+//!   (R31–R33).
 //! - [`aws`]: AWS clients (Secrets Manager, DynamoDB, SQS) built once per container.
 
 pub mod aws;

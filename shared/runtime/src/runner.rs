@@ -2,8 +2,8 @@
 //! reported per user and kind.
 //!
 //! Both kinds go through the same steps ([`run`]): the environment must be started (R1), LN's
-//! settings are read once, each kind must be switched on in LN (R2) and supported for the
-//! selected Exchange backend, the sync users and the mailbox are resolved once, and then the
+//! settings are read once, each kind must be switched on in LN (R2) (both run on either
+//! Exchange backend, EWS or Graph), the sync users and the mailbox are resolved once, and then the
 //! kind's service runs (`ContactSync::run` or `CalendarSync::run`, each reading its LN feed once
 //! for the environment, R14). Only that last call differs per kind ([`SyncKind`]).
 //!
@@ -14,7 +14,7 @@
 use crate::config::{Config, EnvironmentConfig};
 use lnsync_core::Classify;
 use lnsync_core::ids::{EnvironmentId, MailboxAddress, UserId};
-use lnsync_core::model::{ExchangeBackend, JobKind, RunCounts, RunOutcome, Settings, SyncUser};
+use lnsync_core::model::{JobKind, RunCounts, RunOutcome, Settings, SyncUser};
 use lnsync_core::ports::{Clock, LnGateway, Mailbox, StateStore};
 use lnsync_core::service::{CalendarSync, ContactSync, SyncError, SyncOptions, UserRun};
 use std::fmt::Write as _;
@@ -39,10 +39,6 @@ pub enum SyncKind {
     /// LN appointments and calls ↔ Exchange meetings (R15–R30).
     Calendar,
 }
-
-/// Why the Graph backend is refused, for every kind (only EWS is implemented).
-pub const GRAPH_UNSUPPORTED: &str =
-    "LN selects the Microsoft Graph backend, which this build does not support yet";
 
 impl SyncKind {
     pub const ALL: [SyncKind; 2] = [SyncKind::Contacts, SyncKind::Calendar];
@@ -82,12 +78,6 @@ impl SyncKind {
             SyncKind::Contacts => settings.synchronize_contacts,
             SyncKind::Calendar => settings.synchronize_activities,
         }
-    }
-
-    /// Why the kind can't run with these settings although it is switched on.
-    pub fn unsupported(self, settings: &Settings) -> Option<&'static str> {
-        // Both kinds speak EWS only for now; a kind that gains Graph support drops out here.
-        (settings.exchange_backend == ExchangeBackend::Graph).then_some(GRAPH_UNSUPPORTED)
     }
 }
 
@@ -390,8 +380,6 @@ async fn run_environment(
     for &kind in kinds {
         if !kind.enabled(&settings) {
             out.push(report(kind, EnvironmentStatus::Off, Vec::new()));
-        } else if let Some(why) = kind.unsupported(&settings) {
-            out.extend(fail(why.to_owned(), vec![kind]).await);
         } else {
             runnable.push(kind);
         }

@@ -132,8 +132,9 @@ struct Planned {
 }
 
 /// One tick at `now` over every environment of `environments` that is started in the store.
-/// With push configured, it also keeps each active user's push subscription alive (R33, see
-/// [`crate::push::subscriptions`]).
+/// With push configured, it also keeps each active user's push subscription alive (R33: EWS
+/// ones recreated when silent, Graph ones renewed before they expire) and retires unwanted ones
+/// (see [`crate::push::subscriptions`]).
 pub async fn tick(
     environments: &[EnvironmentConfig],
     store: &dyn StateStore,

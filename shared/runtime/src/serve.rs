@@ -79,6 +79,7 @@ async fn handle(
         .handle(&HttpRequest {
             method: method.as_str(),
             path: uri.path(),
+            query: uri.query(),
             body: &body,
             header: &header,
         })

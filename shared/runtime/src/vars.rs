@@ -47,6 +47,12 @@ pub const PUSH_URL: &str = "LNSYNC_PUSH_URL";
 /// EWS `StatusFrequency` of new push subscriptions, minutes (1–1440, default 30). A
 /// subscription silent for twice this long is recreated by the scheduler (R33).
 pub const PUSH_STATUS_FREQUENCY_MINUTES: &str = "LNSYNC_PUSH_STATUS_FREQUENCY_MINUTES";
+/// Lifetime asked for new and renewed Graph subscriptions, minutes (1–10080, default 10070:
+/// just under Graph's 7 days for Outlook events).
+pub const PUSH_GRAPH_LIFETIME_MINUTES: &str = "LNSYNC_PUSH_GRAPH_LIFETIME_MINUTES";
+/// A Graph subscription with less than this many minutes left is renewed by the scheduler's
+/// tick (default 1440; less than the lifetime).
+pub const PUSH_GRAPH_RENEW_BEFORE_MINUTES: &str = "LNSYNC_PUSH_GRAPH_RENEW_BEFORE_MINUTES";
 /// Timeout of one LN or EWS HTTP request, seconds (default 60: well inside a Lambda timeout).
 pub const HTTP_TIMEOUT_SECONDS: &str = "LNSYNC_HTTP_TIMEOUT_SECONDS";
 
@@ -68,16 +74,48 @@ pub mod env {
     pub const EWS_TOKEN_SECRET_ARN: &str = "EWS_TOKEN_SECRET_ARN";
     /// Overrides LN's `exchangeUrl` setting.
     pub const EXCHANGE_URL: &str = "EXCHANGE_URL";
-    /// Longest EWS ErrorServerBusy back-off slept in-process, seconds (default 10: a longer
-    /// wait costs a visibility change instead of billed idle time).
+    /// Longest throttling wait slept in-process (EWS ErrorServerBusy, Graph `Retry-After`),
+    /// seconds (default 10: a longer wait costs a visibility change instead of billed idle
+    /// time).
     pub const MAX_BACKOFF_SECONDS: &str = "MAX_BACKOFF_SECONDS";
     /// ARN of the secret holding the LN webhook's HMAC key (push function). Without it the
     /// environment's LN webhooks are refused.
     pub const LN_WEBHOOK_SECRET_ARN: &str = "LN_WEBHOOK_SECRET_ARN";
 
+    /// Microsoft Graph (LN's `exchangeBackend` = Graph). Giving any `GRAPH_*` value configures
+    /// Graph for the environment; the EWS values are then optional. Overrides LN's
+    /// `azureTenant` setting.
+    pub const GRAPH_TENANT: &str = "GRAPH_TENANT";
+    /// Overrides LN's `clientId` setting (the app registration's application id).
+    pub const GRAPH_CLIENT_ID: &str = "GRAPH_CLIENT_ID";
+    /// ARN of the secret holding the app registration's client secret. Required for Graph.
+    pub const GRAPH_CLIENT_SECRET_ARN: &str = "GRAPH_CLIENT_SECRET_ARN";
+    /// Graph's service root; default `https://graph.microsoft.com/v1.0`.
+    pub const GRAPH_BASE_URL: &str = "GRAPH_BASE_URL";
+    /// The Entra ID authority host; default `https://login.microsoftonline.com`.
+    pub const GRAPH_LOGIN_URL: &str = "GRAPH_LOGIN_URL";
+
+    /// The EWS suffixes: one of them given (or none of [`GRAPH`]) configures EWS.
+    /// [`EWS_AUTH`] is not among them: it only chooses how EWS authenticates, and a template
+    /// may well write its default for an environment that uses Graph alone.
+    pub const EWS: [&str; 4] = [
+        EWS_USERNAME,
+        EWS_PASSWORD_SECRET_ARN,
+        EWS_TOKEN_SECRET_ARN,
+        EXCHANGE_URL,
+    ];
+    /// The Graph suffixes: one of them given configures Graph.
+    pub const GRAPH: [&str; 5] = [
+        GRAPH_TENANT,
+        GRAPH_CLIENT_ID,
+        GRAPH_CLIENT_SECRET_ARN,
+        GRAPH_BASE_URL,
+        GRAPH_LOGIN_URL,
+    ];
+
     /// Every suffix, for template checks; also the only keys [`super::ENVIRONMENT_SETTINGS`]
     /// accepts.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 15] = [
         COMPANY,
         IONAPI_SECRET_ARN,
         LN_SERVICE_PATH,
@@ -88,11 +126,16 @@ pub mod env {
         EXCHANGE_URL,
         MAX_BACKOFF_SECONDS,
         LN_WEBHOOK_SECRET_ARN,
+        GRAPH_TENANT,
+        GRAPH_CLIENT_ID,
+        GRAPH_CLIENT_SECRET_ARN,
+        GRAPH_BASE_URL,
+        GRAPH_LOGIN_URL,
     ];
 }
 
 /// Every global variable, for template checks.
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 20] = [
     TABLE,
     QUEUE_URL,
     DLQ_URL,
@@ -111,6 +154,8 @@ pub const ALL: [&str; 18] = [
     HTTP_TIMEOUT_SECONDS,
     PUSH_URL,
     PUSH_STATUS_FREQUENCY_MINUTES,
+    PUSH_GRAPH_LIFETIME_MINUTES,
+    PUSH_GRAPH_RENEW_BEFORE_MINUTES,
 ];
 
 /// The variable of `suffix` for environment `id`: `env_var("prod-eu", "COMPANY")` is
@@ -128,6 +173,21 @@ pub fn env_var(id: &str, suffix: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_ews_and_graph_suffix_is_in_the_one_list() {
+        for suffix in super::env::EWS.iter().chain(&super::env::GRAPH) {
+            assert!(super::env::ALL.contains(suffix), "{suffix}");
+        }
+        let mut all = super::env::ALL.to_vec();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), super::env::ALL.len(), "no suffix twice");
+        let mut globals = super::ALL.to_vec();
+        globals.sort_unstable();
+        globals.dedup();
+        assert_eq!(globals.len(), super::ALL.len(), "no variable twice");
+    }
+
     #[test]
     fn per_environment_names() {
         assert_eq!(

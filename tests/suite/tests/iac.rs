@@ -247,17 +247,17 @@ async fn the_template_deploys_what_the_code_expects_and_the_store_contract_passe
     assert_eq!(env.ionapi_arn, secret("ionapi"));
     assert_eq!(
         env.auth,
-        AuthPlan::Basic {
+        Some(AuthPlan::Basic {
             username: "svc-lnsync@corp.example".into(),
             password_arn: secret("exchange"),
-        }
+        })
     );
     let d = worker_deployment(bearer).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         d.environments[0].auth,
-        AuthPlan::Bearer {
+        Some(AuthPlan::Bearer {
             token_arn: secret("exchange")
-        }
+        })
     );
 
     // The whole store contract on tables CloudFormation created.

@@ -1,10 +1,14 @@
 //! Push (R31–R33): notifications in, single-event sync jobs out.
 //!
 //! - [`router`]: the HTTP endpoint shared by the push Lambda (function URL) and `lnsync serve`:
-//!   EWS `SendNotification` callbacks and the LN webhook, authenticated, parsed, turned into
-//!   jobs and acknowledged, with no Exchange or LN call inside the request.
-//! - [`subscriptions`]: the subscription lifecycle: the worker's `Subscribe` job and the
-//!   scheduler's upkeep (recreate silent subscriptions, retire unwanted ones).
+//!   EWS `SendNotification` callbacks, Graph change notifications and the LN webhook,
+//!   authenticated, parsed, turned into jobs and acknowledged, with no Exchange or LN call
+//!   inside the request.
+//! - [`graph`]: the Graph routes of the router: the `validationToken` handshake, change
+//!   notifications and lifecycle notifications.
+//! - [`subscriptions`]: the subscription lifecycle: the worker's `Subscribe` job (create, renew
+//!   or recreate; end retired Graph subscriptions) and the scheduler's upkeep (recreate silent
+//!   EWS subscriptions, renew expiring Graph ones, retire unwanted ones).
 //! - [`function`]: the push function's own configuration (it reads far less than the worker:
 //!   the table, the queue and the LN webhook secrets only).
 //!
@@ -12,6 +16,7 @@
 //! keeps running and reads every change since its own cursors.
 
 pub mod function;
+pub mod graph;
 pub mod router;
 pub mod subscriptions;
 
@@ -29,8 +34,21 @@ pub fn ews_notification_url(base: &url::Url, env: &EnvironmentId, token: &str) -
     )
 }
 
-/// A new push token: two random v4 UUIDs (244 random bits from the OS), hex. The token is the only secret of an EWS
-/// notification URL (Exchange push has no other way to authenticate to its listener).
+/// Where Graph POSTs an environment's change notifications: `{base}/graph/{env}`. Graph
+/// subscriptions are authenticated by their `clientState` (the push token), so the URL holds no
+/// secret.
+pub fn graph_notification_url(base: &url::Url, env: &EnvironmentId) -> String {
+    format!("{}/graph/{}", base.as_str().trim_end_matches('/'), env)
+}
+
+/// Where Graph POSTs an environment's lifecycle notifications: `{base}/graph/{env}/lifecycle`.
+pub fn graph_lifecycle_url(base: &url::Url, env: &EnvironmentId) -> String {
+    format!("{}/lifecycle", graph_notification_url(base, env))
+}
+
+/// A new push token: two random v4 UUIDs (244 random bits from the OS), hex. The token is the
+/// only secret of an EWS notification URL (Exchange push has no other way to authenticate to its
+/// listener) and the `clientState` of the environment's Graph subscriptions.
 pub fn new_push_token() -> String {
     format!(
         "{}{}",
@@ -57,6 +75,14 @@ mod tests {
         assert_eq!(
             ews_notification_url(&base, &env, "t"),
             "http://127.0.0.1:9000/lambda-url/push/ews/prod/t"
+        );
+        assert_eq!(
+            graph_notification_url(&base, &env),
+            "http://127.0.0.1:9000/lambda-url/push/graph/prod"
+        );
+        assert_eq!(
+            graph_lifecycle_url(&url::Url::parse("https://push.example/")?, &env),
+            "https://push.example/graph/prod/lifecycle"
         );
         Ok(())
     }

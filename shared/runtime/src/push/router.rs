@@ -10,14 +10,20 @@
 //! - `POST /ln/{environment}`: the LN webhook, HMAC-signed with the environment's secret and
 //!   timestamped (ln-api.md). Activity and attendee changes become single-event jobs whose
 //!   owner the worker finds.
+//! - `POST /graph/{environment}` and `POST /graph/{environment}/lifecycle`: Microsoft Graph
+//!   change and lifecycle notifications, authenticated by `clientState` (see
+//!   [`super::graph`]); both answer Graph's `validationToken` handshake.
 //! - `GET /health`: liveness, for load balancers in front of `lnsync serve`.
 //!
 //! Every request is answered from the store and the queue only: no Exchange or LN call, so the
 //! reply is fast and a slow mailbox cannot make Exchange give up on the endpoint. Anything that
 //! cannot be authenticated or parsed is refused before anything is enqueued (R33, scenario 34):
 //! oversized bodies 413, malformed bodies and XML with a DOCTYPE 400, unknown environments,
-//! tokens and subscriptions 403, bad LN signatures or timestamps 401.
+//! tokens and subscriptions 403 (a wrong Graph `clientState` too; notifications of Graph
+//! subscriptions we no longer hold are acknowledged and dropped instead, see [`super::graph`]),
+//! bad LN signatures or timestamps 401.
 
+use super::graph::GraphRoute;
 use crate::runner::error_chain;
 use chrono::{DateTime, Utc};
 use lnsync_adapters::ews::notify::{
@@ -42,6 +48,8 @@ pub struct HttpRequest<'a> {
     /// The path without the query, as received (`/ews/prod/…`), after any prefix the server
     /// itself adds (a function URL has none).
     pub path: &'a str,
+    /// The raw query string, without the `?` (Graph's `validationToken` handshake).
+    pub query: Option<&'a str>,
     pub body: &'a [u8],
     /// Looks a header up by name (case-insensitive, as HTTP headers are).
     pub header: &'a (dyn Fn(&str) -> Option<String> + Send + Sync),
@@ -56,7 +64,7 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
-    fn text(status: u16, body: impl Into<String>) -> Self {
+    pub(super) fn text(status: u16, body: impl Into<String>) -> Self {
         Self {
             status,
             content_type: "text/plain; charset=utf-8",
@@ -89,12 +97,12 @@ pub struct PushRouter {
 }
 
 /// Why a request was refused, as logged (the reply says less: no oracle for attackers).
-struct Refusal {
+pub(super) struct Refusal {
     status: u16,
     reason: String,
 }
 
-fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
+pub(super) fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
     Refusal {
         status,
         reason: reason.into(),
@@ -114,7 +122,14 @@ impl PushRouter {
             ("GET", ["health"]) => return HttpResponse::text(200, "ok"),
             ("POST", ["ews", env, token]) => self.ews(req, env, token).await,
             ("POST", ["ln", env]) => self.ln(req, env).await,
-            (_, ["ews", _, _] | ["ln", _] | ["health"]) => Err(refuse(405, "method not allowed")),
+            ("POST", ["graph", env]) => self.graph(req, env, GraphRoute::Notifications).await,
+            ("POST", ["graph", env, "lifecycle"]) => {
+                self.graph(req, env, GraphRoute::Lifecycle).await
+            }
+            (
+                _,
+                ["ews", _, _] | ["ln", _] | ["graph", _] | ["graph", _, "lifecycle"] | ["health"],
+            ) => Err(refuse(405, "method not allowed")),
             _ => Err(refuse(404, "no such endpoint")),
         };
         match result {
@@ -135,7 +150,10 @@ impl PushRouter {
         }
     }
 
-    fn environment(&self, env: &str) -> Result<(EnvironmentId, &PushEnvironment), Refusal> {
+    pub(super) fn environment(
+        &self,
+        env: &str,
+    ) -> Result<(EnvironmentId, &PushEnvironment), Refusal> {
         let id = EnvironmentId::new(env);
         self.environments
             .get(&id)
@@ -143,7 +161,7 @@ impl PushRouter {
             .ok_or_else(|| refuse(403, format!("unknown environment {env:?}")))
     }
 
-    fn check_size(req: &HttpRequest<'_>) -> Result<(), Refusal> {
+    pub(super) fn check_size(req: &HttpRequest<'_>) -> Result<(), Refusal> {
         if req.body.len() > MAX_BODY_BYTES {
             return Err(refuse(
                 413,
@@ -153,7 +171,7 @@ impl PushRouter {
         Ok(())
     }
 
-    async fn started(&self, env: &EnvironmentId) -> Result<bool, Refusal> {
+    pub(super) async fn started(&self, env: &EnvironmentId) -> Result<bool, Refusal> {
         match self.store.environment(env).await {
             Ok(state) => Ok(state.is_some_and(|s| s.started)),
             Err(e) => Err(refuse(503, format!("state store: {}", error_chain(&e)))),
@@ -352,7 +370,7 @@ fn single_event_job(
 
 /// A job id from parts that may be long or hold any character (item ids are base64): a prefix
 /// and a SHA-256, well inside SQS's 128-character de-duplication id.
-fn hashed_id(prefix: &str, parts: &[&str]) -> JobId {
+pub(super) fn hashed_id(prefix: &str, parts: &[&str]) -> JobId {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
@@ -362,7 +380,7 @@ fn hashed_id(prefix: &str, parts: &[&str]) -> JobId {
 }
 
 /// Compares secrets in time independent of where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     // Hashing first makes the comparison length-independent too.
     let (a, b) = (Sha256::digest(a), Sha256::digest(b));
     a.iter()
@@ -382,4 +400,4 @@ fn loggable_path(path: &str) -> String {
 
 #[cfg(test)]
 #[path = "router_tests.rs"]
-mod router_tests;
+pub(super) mod router_tests;

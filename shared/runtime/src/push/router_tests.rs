@@ -57,13 +57,14 @@ fn before() -> DateTime<Utc> {
 // A queue that records every enqueue and can be made to fail
 // ---------------------------------------------------------------------------------------------
 
+/// Also used by the Graph routes' tests (`push/graph_tests.rs`).
 #[derive(Default)]
-struct RecordingQueue {
-    inner: InMemoryQueue,
+pub(in crate::push) struct RecordingQueue {
+    pub(in crate::push) inner: InMemoryQueue,
     /// Every successful `enqueue` call's jobs, repeats included.
-    calls: Mutex<Vec<Vec<Job>>>,
+    pub(in crate::push) calls: Mutex<Vec<Vec<Job>>>,
     /// While set, `enqueue` fails the way SQS does when it cannot be reached.
-    down: AtomicBool,
+    pub(in crate::push) down: AtomicBool,
     failed_calls: Mutex<usize>,
 }
 
@@ -192,6 +193,7 @@ impl Fixture {
             .handle(&HttpRequest {
                 method,
                 path,
+                query: None,
                 body,
                 header: &header,
             })
@@ -849,6 +851,7 @@ async fn an_environment_never_started_answers_unsubscribe() {
         .handle(&HttpRequest {
             method: "POST",
             path: &format!("/ews/{PROD}/{TOKEN}"),
+            query: None,
             body: &body,
             header: &header,
         })
