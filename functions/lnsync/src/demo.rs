@@ -1,6 +1,6 @@
 //! `lnsync demo`: everything a newcomer needs to see lnsync work, on one machine, offline.
 //!
-//! Starts the bundled LN and EWS simulators in this process with demo data, writes a real
+//! Starts the bundled LN and Exchange simulators in this process with demo data, writes a real
 //! configuration (with secrets in files beside it) and an embedded store, starts the
 //! environment, and runs contacts and calendars (what `lnsync run` does) three times:
 //!
@@ -11,13 +11,19 @@
 //!    status, and the attendee flags settle;
 //! 3. nothing changed: nothing is written anywhere.
 //!
+//! `--exchange ews|graph` picks how lnsync reaches Exchange, as LN's `exchangeBackend` setting
+//! does at a real site: EWS (on premises, the default) or Microsoft Graph (Exchange Online).
+//! One simulator serves both protocols over one mailbox store, so the demo's data, runs and
+//! output are the same either way; the cost lines count requests per protocol.
+//!
 //! The calendar part is in [`calendar`]: what it seeds, and the lines that show where it went.
 
 mod calendar;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use ews_sim::EwsSim;
+use ews_sim::log::Protocol;
 use ln_sim::{LnSim, SimConfig as LnSimConfig, demo_seed};
 use lnsync_core::ids::EnvironmentId;
 use lnsync_core::model::EnvironmentState;
@@ -43,12 +49,49 @@ pub struct DemoArgs {
     /// Keep the simulators running after the runs, for a look around (Ctrl-C ends).
     #[arg(long)]
     keep_running: bool,
+    /// How lnsync reaches Exchange: EWS (on premises) or Microsoft Graph (Exchange Online).
+    #[arg(long, value_enum, default_value_t = Exchange::Ews)]
+    exchange: Exchange,
+}
+
+/// The Exchange backend the demo runs (LN's `exchangeBackend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Exchange {
+    Ews,
+    Graph,
+}
+
+impl Exchange {
+    fn protocol(self) -> Protocol {
+        match self {
+            Exchange::Ews => Protocol::Ews,
+            Exchange::Graph => Protocol::Graph,
+        }
+    }
+
+    fn ln_setting(self) -> ln_sim::model::ExchangeBackend {
+        match self {
+            Exchange::Ews => ln_sim::model::ExchangeBackend::Ews,
+            Exchange::Graph => ln_sim::model::ExchangeBackend::Graph,
+        }
+    }
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Ews => "EWS",
+        Protocol::Graph => "Graph",
+    }
 }
 
 const COMPANY: &str = "100";
 const ENVIRONMENT: &str = "demo";
 const EWS_USER: &str = "svc-lnsync";
 const EWS_PASSWORD: &str = "demo-password";
+/// The Entra app registration the simulator's Graph token endpoint accepts.
+const GRAPH_TENANT: &str = "contoso";
+const GRAPH_CLIENT_ID: &str = "lnsync";
+const GRAPH_SECRET: &str = "graph-secret";
 
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
@@ -59,22 +102,34 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         let _ = std::fs::remove_file(dir.join(stale));
     }
 
-    let ews = EwsSim::start_with(ews_sim::SimConfig {
+    let mut sim_config = ews_sim::SimConfig {
         credentials: vec![ews_sim::Credential {
             user: EWS_USER.into(),
             password: EWS_PASSWORD.into(),
             mailbox: None,
         }],
         ..ews_sim::SimConfig::default()
-    })
-    .await
-    .context("starting the EWS simulator")?;
+    };
+    sim_config.graph.clients = vec![ews_sim::config::GraphClient {
+        tenant: GRAPH_TENANT.into(),
+        client_id: GRAPH_CLIENT_ID.into(),
+        secret: GRAPH_SECRET.into(),
+    }];
+    let ews = EwsSim::start_with(sim_config)
+        .await
+        .context("starting the Exchange simulator")?;
 
     let mut seed = demo_seed(COMPANY, args.users, args.contacts);
     let people = calendar::people(&seed);
     for company in &mut seed.companies {
-        // LN tells lnsync where Exchange is (ttaad2140m000); here it is the EWS simulator.
+        // LN tells lnsync where Exchange is and how to reach it (ttaad2140m000): the EWS URL
+        // (here the simulator's), and for Graph the backend and the app registration.
         company.settings.exchange_url = Some(ews.ews_url());
+        company.settings.exchange_backend = args.exchange.ln_setting();
+        if args.exchange == Exchange::Graph {
+            company.settings.azure_tenant = Some(GRAPH_TENANT.into());
+            company.settings.client_id = Some(GRAPH_CLIENT_ID.into());
+        }
         for user in &company.sync_users {
             if let Some(email) = &user.email {
                 ews.add_mailbox(email).context("adding a demo mailbox")?;
@@ -91,11 +146,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     ln.write_ionapi(&ionapi)
         .context("writing the .ionapi file")?;
     std::fs::write(dir.join("ews-password"), EWS_PASSWORD)?;
-    let config_path = dir.join("lnsync.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            r#"# Written by `lnsync demo`. A real configuration looks the same: see README.md.
+    let mut text = format!(
+        r#"# Written by `lnsync demo`. A real configuration looks the same: see README.md.
 [store]
 path = "lnsync.sqlite"
 
@@ -111,8 +163,25 @@ ionapi_file = "demo.ionapi"
 username = "{EWS_USER}"
 password_file = "ews-password"
 "#
-        ),
-    )?;
+    );
+    if args.exchange == Exchange::Graph {
+        std::fs::write(dir.join("graph-secret"), GRAPH_SECRET)?;
+        text.push_str(&format!(
+            r#"
+[environment.graph]
+# LN's exchangeBackend setting is Graph, so this section is the one used; its azureTenant and
+# clientId settings name the app registration. The URLs point at the simulator instead of
+# graph.microsoft.com and login.microsoftonline.com.
+client_secret_file = "graph-secret"
+base_url = "{}"
+login_url = "{}"
+"#,
+            ews.graph_url(),
+            ews.graph_login_url()
+        ));
+    }
+    let config_path = dir.join("lnsync.toml");
+    std::fs::write(&config_path, text)?;
     let config = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = open_store(&config)?;
     store
@@ -123,14 +192,23 @@ password_file = "ews-password"
         })
         .await?;
 
+    let backend = args.exchange.protocol();
     println!(
         "lnsync demo: {} users, {} LN contacts, {}",
         args.users,
         args.contacts,
         meetings.describe()
     );
-    println!("  LN simulator   {}", ln.service_root());
-    println!("  EWS simulator  {}", ews.ews_url());
+    println!("  Exchange backend  {}", protocol_name(backend));
+    println!("  LN simulator      {}", ln.service_root());
+    match args.exchange {
+        Exchange::Ews => println!("  EWS simulator     {}", ews.ews_url()),
+        Exchange::Graph => println!(
+            "  Graph simulator   {} (tokens at {}/{GRAPH_TENANT}/oauth2/v2.0/token)",
+            ews.graph_url(),
+            ews.graph_login_url()
+        ),
+    }
     println!();
 
     let connector = LiveConnector::default();
@@ -150,7 +228,7 @@ password_file = "ews-password"
         let elapsed = started.elapsed();
         println!("== run {n} ({title}), {:.2} s", elapsed.as_secs_f64());
         print!("{}", report.render());
-        print_costs(&report, &ln, &ews);
+        print_costs(&report, &ln, &ews, backend);
         match n {
             1 => meetings.print_created(&ln, &ews),
             2 => meetings.print_accepted(&ln),
@@ -178,7 +256,7 @@ password_file = "ews-password"
     })
 }
 
-fn print_costs(report: &RunReport, ln: &LnSim, ews: &EwsSim) {
+fn print_costs(report: &RunReport, ln: &LnSim, ews: &EwsSim, backend: Protocol) {
     let contacts = report.totals_of(SyncKind::Contacts);
     let calendar = report.totals_of(SyncKind::Calendar);
     // LN reads by what they serve: DeletedObjects serves both feeds, Settings and SyncUsers
@@ -188,15 +266,32 @@ fn print_costs(report: &RunReport, ln: &LnSim, ews: &EwsSim) {
         .iter()
         .map(|m| ln.count(|r| r.method == *m && r.kind == ln_sim::RequestKind::Data))
         .sum::<usize>();
+    // Exchange requests per protocol, the backend's first: the other one's count shows that
+    // nothing went there (Graph's include its token requests).
+    let requests = ews.requests();
+    let other = match backend {
+        Protocol::Ews => Protocol::Graph,
+        Protocol::Graph => Protocol::Ews,
+    };
+    let calls = |p: Protocol| requests.iter().filter(|r| r.protocol == p).count();
+    let writes = |p: Protocol| {
+        requests
+            .iter()
+            .filter(|r| r.protocol == p && r.is_write())
+            .count()
+    };
     println!(
-        "  cost: LN reads {} contacts + {} calendar + {} deletions + {} settings/users, {} token, {ln_writes} writes; EWS {} requests ({} writes)",
+        "  cost: LN reads {} contacts + {} calendar + {} deletions + {} settings/users, {} token, {ln_writes} writes; {} {} requests ({} writes), {} {} requests",
         gets(&["Contacts"]),
         gets(&["Activities", "Attendees", "Employees"]),
         gets(&["DeletedObjects"]),
         gets(&["Settings", "SyncUsers"]),
         ln.count_token_calls(),
-        ews.requests().len(),
-        ews.write_calls(),
+        protocol_name(backend),
+        calls(backend),
+        writes(backend),
+        protocol_name(other),
+        calls(other),
     );
     println!(
         "  written: contacts {} items, calendar {} items",

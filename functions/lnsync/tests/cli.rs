@@ -6,7 +6,7 @@
 use chrono::{Duration, Utc};
 use ln_sim::NewActivity;
 use ln_sim::model::{Activity, Attendance, Attendee, AttendeeType, Employee, Origin};
-use lnsync_tests::harness::{BoxError, TestResult, World, qualifying_contacts};
+use lnsync_tests::harness::{Backend, BoxError, TestResult, World, qualifying_contacts};
 use std::path::Path;
 use std::process::{Output, Stdio};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -508,17 +508,41 @@ async fn run_schedule_pulls_both_kinds_and_stops_gracefully_on_sigterm() -> Test
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_syncs_contacts_and_meetings_both_ways_and_its_last_run_writes_nothing() -> TestResult
-{
+lnsync_tests::both_backends!(
+    demo_syncs_contacts_and_meetings_both_ways_and_its_last_run_writes_nothing,
+    multi_thread
+);
+
+/// `lnsync demo --exchange ews|graph`: the same demo, and the same outcome, on either backend;
+/// every Exchange request went to the backend's protocol.
+async fn demo_syncs_contacts_and_meetings_both_ways_and_its_last_run_writes_nothing(
+    backend: Backend,
+) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let out = lnsync(&["demo", "--dir", path(dir.path()), "--contacts", "40"]).await?;
+    let exchange = match backend {
+        Backend::Ews => "ews",
+        Backend::Graph => "graph",
+    };
+    let out = lnsync(&[
+        "demo",
+        "--dir",
+        path(dir.path()),
+        "--contacts",
+        "40",
+        "--exchange",
+        exchange,
+    ])
+    .await?;
     let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{stdout}\n{}",
         text(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("  Exchange backend  {backend}\n")),
+        "{stdout}"
     );
     let run = |n: usize| -> &str {
         let start = stdout
@@ -575,11 +599,21 @@ async fn demo_syncs_contacts_and_meetings_both_ways_and_its_last_run_writes_noth
     assert!(!second.contains("synchronized no"), "{second}");
     assert!(second.contains("(0 writes)"), "no Exchange write: {second}");
 
-    // Run 3: nothing changed, nothing written on either side.
+    // Run 3: nothing changed, nothing written on either side; one incremental read per user's
+    // calendar (contacts cost Exchange nothing), none of it on the other protocol.
     assert!(
-        third.contains(", 0 writes; EWS 5 requests (0 writes)"),
+        third.contains(&format!(
+            ", 0 writes; {backend} 5 requests (0 writes), {} 0 requests",
+            backend.other()
+        )),
         "{third}"
     );
+    for run in [first, second] {
+        assert!(
+            run.contains(&format!(" writes), {} 0 requests", backend.other())),
+            "{run}"
+        );
+    }
     assert!(
         third.contains("written: contacts 0 items, calendar 0 items"),
         "{third}"
