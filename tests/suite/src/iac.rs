@@ -70,13 +70,13 @@ pub const FUNCTIONS: [FunctionSpec; 3] = [
         logical_id: "SchedulerFunction",
         binary: "scheduler",
         needs: Needs::Deployment,
-        secrets: &["IonApiSecretArn", "ExchangeSecretArn"],
+        secrets: &["IonApiSecretArn", "ExchangeSecretArn", "GraphClientSecretArn"],
     },
     FunctionSpec {
         logical_id: "WorkerFunction",
         binary: "worker",
         needs: Needs::Deployment,
-        secrets: &["IonApiSecretArn", "ExchangeSecretArn"],
+        secrets: &["IonApiSecretArn", "ExchangeSecretArn", "GraphClientSecretArn"],
     },
     FunctionSpec {
         logical_id: "PushFunction",
@@ -730,13 +730,21 @@ pub fn role_drift(cloudformation: &Value) -> Vec<String> {
                 .any(|a| a.as_str() == Some("secretsmanager:GetSecretValue"))
             {
                 for resource in resources {
-                    match resource["Ref"].as_str() {
-                        Some(parameter) => {
-                            secrets.insert(parameter.to_owned());
+                    // A secret the stack may go without is `!If [HasX, !Ref X, !Ref AWS::NoValue]`.
+                    let choices: Vec<&Value> = match resource["Fn::If"].as_array() {
+                        Some(branches) if branches.len() == 3 => vec![&branches[1], &branches[2]],
+                        _ => vec![resource],
+                    };
+                    for choice in choices {
+                        match choice["Ref"].as_str() {
+                            Some("AWS::NoValue") => {}
+                            Some(parameter) => {
+                                secrets.insert(parameter.to_owned());
+                            }
+                            None => drift.push(format!(
+                                "{fid}: role {role_id} reads secret {choice}, not a parameter"
+                            )),
                         }
-                        None => drift.push(format!(
-                            "{fid}: role {role_id} reads secret {resource}, not a parameter"
-                        )),
                     }
                 }
             }

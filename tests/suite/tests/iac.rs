@@ -37,21 +37,28 @@ fn secret(name: &str) -> String {
     format!("{SECRET_PREFIX}{name}-AbCdEf")
 }
 
-/// Parameter values an administrator would give, for `auth` = `basic` or `bearer`. The time
-/// zone is not the default, to see a parameter travel into the functions' configuration.
+/// Parameter values an administrator would give, for `auth` = `basic` or `bearer` (EWS) or
+/// `graph` (Exchange Online only: no EWS secret). The time zone is not the default, to see a
+/// parameter travel into the functions' configuration.
 fn parameters(auth: &str) -> BTreeMap<String, String> {
     let mut p: BTreeMap<String, String> = [
         ("EnvironmentId", "prod".to_owned()),
         ("LnCompany", "100".to_owned()),
         ("IonApiSecretArn", secret("ionapi")),
         ("LnWebhookSecretArn", secret("webhook")),
-        ("ExchangeAuth", auth.to_owned()),
-        ("ExchangeSecretArn", secret("exchange")),
         ("TimeZone", "Europe/Amsterdam".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    if auth == "graph" {
+        p.insert("GraphTenant".into(), "corp.onmicrosoft.com".into());
+        p.insert("GraphClientSecretArn".into(), secret("graph"));
+        p.insert("PushGraphLifetimeMinutes".into(), "4230".into());
+        return p;
+    }
+    p.insert("ExchangeAuth".into(), auth.to_owned());
+    p.insert("ExchangeSecretArn".into(), secret("exchange"));
     if auth == "basic" {
         p.insert("ExchangeUsername".into(), "svc-lnsync@corp.example".into());
     }
@@ -179,14 +186,15 @@ async fn the_template_deploys_what_the_code_expects_and_the_store_contract_passe
     let dir = tempfile::tempdir().expect("tempdir");
     // One stack per auth choice for the checks, then a fresh stack per contract case (each
     // case wants an empty table; creating a stack in moto takes about 0.3 s).
-    let mut specs = vec![stack_spec("basic"), stack_spec("bearer")];
+    let mut specs = vec![stack_spec("basic"), stack_spec("bearer"), stack_spec("graph")];
     specs.extend(CASES.iter().map(|_| stack_spec("basic")));
     let (cloudformation, deployed) =
         translate_and_deploy(&root().join(TEMPLATE), dir.path(), &specs);
     let basic = &deployed.stacks[0];
     let bearer = &deployed.stacks[1];
+    let graph = &deployed.stacks[2];
 
-    for stack in [basic, bearer] {
+    for stack in [basic, bearer, graph] {
         let drift = drift(stack, &cloudformation).await;
         assert!(
             drift.is_empty(),
@@ -260,9 +268,26 @@ async fn the_template_deploys_what_the_code_expects_and_the_store_contract_passe
         })
     );
 
+    let d = worker_deployment(graph).unwrap_or_else(|e| panic!("{e}"));
+    let env = &d.environments[0];
+    assert_eq!(env.auth, None, "no EWS secret given: EWS is not configured");
+    let plan = env.graph.as_ref().expect("Graph is configured");
+    assert_eq!(plan.client_secret_arn, secret("graph"));
+    assert_eq!(plan.tenant.as_deref(), Some("corp.onmicrosoft.com"));
+    assert_eq!(plan.client_id, None, "empty: LN's clientId setting");
+    assert_eq!(d.push.graph_lifetime_minutes, 4230);
+    assert!(
+        worker_deployment(basic)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .environments[0]
+            .graph
+            .is_none(),
+        "no Graph secret given: Graph is not configured"
+    );
+
     // The whole store contract on tables CloudFormation created.
     let tables = Arc::new(Mutex::new(
-        deployed.stacks[2..]
+        deployed.stacks[3..]
             .iter()
             .map(|s| s.physical("StateTable").expect("table").to_owned())
             .collect::<Vec<_>>(),
@@ -297,7 +322,7 @@ async fn names_changed_in_a_copy_of_the_template_are_reported_as_drift() {
     let original = std::fs::read_to_string(root().join(TEMPLATE)).expect("template");
     // Each change is one a careless edit of the template could make, with the line the drift
     // report must then contain.
-    let changes: [(&str, &str, usize, &str); 10] = [
+    let changes: [(&str, &str, usize, &str); 11] = [
         (
             "{ AttributeName: sk, KeyType: RANGE }",
             "{ AttributeName: sort, KeyType: RANGE }",
@@ -333,6 +358,12 @@ async fn names_changed_in_a_copy_of_the_template_are_reported_as_drift() {
             "\"LN_COMPANY\": \"${LnCompany}\"",
             2,
             "WorkerFunction: LNSYNC_ENVIRONMENT_SETTINGS[prod].LN_COMPANY: unknown key",
+        ),
+        (
+            "\"GRAPH_CLIENT_SECRET_ARN\": \"${GraphClientSecretArn}\"",
+            "\"GRAPH_SECRET_ARN\": \"${GraphClientSecretArn}\"",
+            2,
+            "WorkerFunction: LNSYNC_ENVIRONMENT_SETTINGS[prod].GRAPH_SECRET_ARN: unknown key",
         ),
         (
             "MessageRetentionPeriod: 1209600",
