@@ -13,7 +13,9 @@ use crate::calendar::{
 use crate::graph::error::GraphError;
 use crate::graph::filter::{Expand, parse_property_id, render_property_id, single_values};
 use crate::graph::ids::{graph_folder_id, graph_item_id};
-use crate::model::{Body, Contact, ExtendedValue, Folder, Item, PhysicalAddress, StoredItem};
+use crate::model::{
+    Body, Contact, ExtendedValue, Folder, Item, PhysicalAddress, PropertyRef, StoredItem,
+};
 
 /// Graph's "no value" date-time (`0001-01-01T00:00:00Z`).
 pub const NO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -1117,6 +1119,31 @@ pub fn contact_json(st: &StoredItem, expand: &Expand) -> Value {
     Value::Object(o)
 }
 
+/// PidTagBusinessFaxNumber: EWS shows it as the `BusinessFax` phone number, Graph (whose contact
+/// has no fax) only as the extended property `String 0x3A24`. It is one MAPI property, so a
+/// value written through Graph lands in the phone number EWS reads; an empty one clears it.
+const BUSINESS_FAX_TAG: u16 = 0x3a24;
+
+fn fold_business_fax(item: &mut Item) {
+    let key = item
+        .extended_properties
+        .keys()
+        .find(|k| k.property_set.is_none() && k.property == PropertyRef::Tag(BUSINESS_FAX_TAG))
+        .cloned();
+    let Some(key) = key else { return };
+    let value = item.extended_properties.remove(&key);
+    if let Some(c) = item.as_contact_mut() {
+        match value {
+            Some(ExtendedValue::Single(v)) if !v.is_empty() => {
+                c.phone_numbers.insert("BusinessFax".into(), v);
+            }
+            _ => {
+                c.phone_numbers.remove("BusinessFax");
+            }
+        }
+    }
+}
+
 /// Applies a contact body (create or PATCH) onto the same `Contact` fields EWS uses.
 pub fn apply_contact(item: &mut Item, body: &Value, creating: bool) -> Result<(), GraphError> {
     let o = body
@@ -1125,6 +1152,7 @@ pub fn apply_contact(item: &mut Item, body: &Value, creating: bool) -> Result<()
     check_properties(o, CONTACT_PROPERTIES, "contact")?;
     if let Some(x) = o.get("singleValueExtendedProperties") {
         apply_extended(item, x)?;
+        fold_business_fax(item);
     }
     if let Some(n) = opt_str(o, "personalNotes")? {
         item.body = n.filter(|s| !s.is_empty()).map(|text| Body {
