@@ -1,7 +1,8 @@
-//! Calendar end-to-end world: the harness's [`World`] (LN simulator, EWS simulator, SQLite store,
-//! live LN client) plus what calendar runs need on top of it: LN employees for every sync user,
-//! one simulated time shared by lnsync's clock and both simulators' clocks, and
+//! Calendar end-to-end world: the harness's [`World`] (LN simulator, Exchange simulator, SQLite
+//! store, live LN client) plus what calendar runs need on top of it: LN employees for every sync
+//! user, one simulated time shared by lnsync's clock and both simulators' clocks, and
 //! [`CalendarSync`] driven directly with the real adapters (the runner does not run calendars).
+//! The world's [`Backend`] picks the Exchange client (`EwsMailbox` or `GraphMailbox`).
 //!
 //! ```no_run
 //! # use lnsync_tests::calendar_world::CalendarWorld;
@@ -9,7 +10,7 @@
 //! # async fn example() -> Result<(), BoxError> {
 //! let w = CalendarWorld::start(2).await?;
 //! let key = w.ln_meeting("Review", w.at(1, 10), "alice", &["bob"])?;
-//! w.run().await?.assert_ok();               // every EWS request of the run is XSD-validated
+//! w.run().await?.assert_ok();               // every Exchange request of the run is checked
 //! assert_eq!(w.organized("alice").len(), 1);
 //! # let _ = key;
 //! # Ok(())
@@ -19,7 +20,7 @@
 //! Like [`World::run`], [`CalendarWorld::run`] clears both simulators' request logs first, so
 //! after it the logs hold exactly that run's requests.
 
-use crate::harness::{BoxError, World};
+use crate::harness::{Backend, BoxError, Op, World};
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use ews_sim::{EventInstance, ItemId, StoredItem};
 use ln_sim::model::{
@@ -27,7 +28,6 @@ use ln_sim::model::{
 };
 use ln_sim::store::ActivityRecord;
 use ln_sim::{IfMatch, NewActivity, RequestKind};
-use lnsync_adapters::ews::{EwsAuth, EwsConfig, EwsMailbox, Secret};
 use lnsync_core::ids::{EnvironmentId, UserId};
 use lnsync_core::model::{ItemProblem, Link, LinkKind, ProblemKind, RunOutcome, SyncUser};
 use lnsync_core::plan::calendar::window_at;
@@ -127,12 +127,20 @@ pub struct CalendarWorldBuilder {
     users: usize,
     find_page_size: Option<u32>,
     options: SyncOptions,
+    backend: Backend,
 }
 
 impl CalendarWorldBuilder {
-    /// `FindItem` page size of the EWS client (default: the runtime's, 500).
+    /// Listing page size of the Exchange client: EWS `FindItem` (default: the runtime's,
+    /// 500), Graph `odata.maxpagesize`.
     pub fn find_page_size(mut self, n: u32) -> Self {
         self.find_page_size = Some(n);
+        self
+    }
+
+    /// The Exchange backend (default EWS).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
         self
     }
 
@@ -143,57 +151,8 @@ impl CalendarWorldBuilder {
     }
 
     pub async fn start(self) -> Result<CalendarWorld, BoxError> {
-        let world = World::single(self.users, Vec::new()).await?;
-        let env_config = world
-            .config
-            .environments
-            .first()
-            .ok_or("the harness configured no environment")?
-            .clone();
-        let spec = world.env("prod").clone();
-        add_employees(&world, "prod")?;
-        // One simulated time for lnsync, LN (`lastModified`) and Exchange (`LastModifiedTime`).
-        let clock = SimTime::default();
-        clock.shift(t0() - Utc::now());
-        world.ln.clock().set(t0());
-        world.ews.set_clock(t0());
-
-        // The LN client exactly as the runtime builds it; the EWS client like
-        // `LiveConnector::build_mailbox`, with the page size a test may want smaller.
-        let ln = world.connector.ln(&env_config)?;
-        let url = env_config
-            .exchange
-            .url
-            .clone()
-            .ok_or("the harness configured no Exchange URL")?;
-        let mut ews_config = EwsConfig::new(
-            url,
-            EwsAuth::Basic {
-                user: crate::harness::EWS_USER.into(),
-                password: Secret::new(crate::harness::EWS_PASSWORD),
-            },
-        );
-        ews_config.max_back_off = env_config.exchange.max_backoff;
-        if let Some(n) = self.find_page_size {
-            ews_config.find_page_size = n;
-        }
-        let mailbox: Arc<dyn Mailbox> = Arc::new(EwsMailbox::with_reqwest(
-            ews_config,
-            world.connector.http_timeout,
-        )?);
-        let mut options = world.config.sync.clone();
-        options.calendar = self.options.calendar;
-        options.deletion_gate = self.options.deletion_gate;
-        options.user_concurrency = self.options.user_concurrency;
-        Ok(CalendarWorld {
-            env: env_config.id.clone(),
-            company: spec.company.clone(),
-            world,
-            clock,
-            options,
-            ln_client: ln,
-            mailbox,
-        })
+        let world = World::single_on(self.backend, self.users, Vec::new()).await?;
+        CalendarWorld::over(world, self.find_page_size, self.options)
     }
 }
 
@@ -215,11 +174,71 @@ impl CalendarWorld {
             users,
             find_page_size: None,
             options: SyncOptions::default(),
+            backend: Backend::Ews,
         }
     }
 
     pub async fn start(users: usize) -> Result<CalendarWorld, BoxError> {
         Self::builder(users).start().await
+    }
+
+    /// `users` users on `backend`, default options.
+    pub async fn start_on(backend: Backend, users: usize) -> Result<CalendarWorld, BoxError> {
+        Self::builder(users).backend(backend).start().await
+    }
+
+    /// The calendar world over an existing world (contacts too, several environments, both
+    /// backends configured…): calendar runs are for its environment `prod`, whose sync users
+    /// become LN employees, and the simulators' clocks move to [`t0`] with lnsync's.
+    pub fn over(
+        world: World,
+        find_page_size: Option<u32>,
+        options: SyncOptions,
+    ) -> Result<CalendarWorld, BoxError> {
+        let env_config = world
+            .config
+            .environments
+            .iter()
+            .find(|e| e.id.as_str() == "prod")
+            .ok_or("the world has no environment prod")?
+            .clone();
+        let spec = world.env("prod").clone();
+        add_employees(&world, "prod")?;
+        // One simulated time for lnsync, LN (`lastModified`) and Exchange (`LastModifiedTime`).
+        let clock = SimTime::default();
+        clock.shift(t0() - Utc::now());
+        world.ln.clock().set(t0());
+        world.ews.set_clock(t0());
+
+        // The LN client exactly as the runtime builds it; the Exchange client like
+        // `LiveConnector`, with the page size a test may want smaller.
+        let ln = world.connector.ln(&env_config)?;
+        let mailbox = world.exchange_client(world.backend(), find_page_size)?;
+        let mut sync = world.config.sync.clone();
+        sync.calendar = options.calendar;
+        sync.deletion_gate = options.deletion_gate;
+        sync.user_concurrency = options.user_concurrency;
+        Ok(CalendarWorld {
+            env: env_config.id.clone(),
+            company: spec.company.clone(),
+            world,
+            clock,
+            options: sync,
+            ln_client: ln,
+            mailbox,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.world.backend()
+    }
+
+    /// The administrator switches the environment's backend ([`World::switch_backend`]); the
+    /// calendar runs use a client of the new backend from then on.
+    pub fn switch_backend(&mut self, backend: Backend) -> Result<(), BoxError> {
+        self.world.switch_backend(backend)?;
+        self.mailbox = self.world.exchange_client(backend, None)?;
+        Ok(())
     }
 
     // ---- time
@@ -249,8 +268,8 @@ impl CalendarWorld {
     // ---- runs
 
     /// A calendar run of every user LN lists (the runtime's user list), over the live clients
-    /// and the SQLite store. Clears both request logs first and validates every EWS request
-    /// of the run against the schemas afterwards.
+    /// and the SQLite store. Clears both request logs first and checks every Exchange request
+    /// of the run afterwards ([`World::check_exchange_requests`]).
     pub async fn run(&self) -> Result<CalendarRun, BoxError> {
         let users = self.ln_client.sync_users().await?;
         self.run_users(&users).await
@@ -269,7 +288,7 @@ impl CalendarWorld {
             .run(self.ln_client.as_ref(), self.mailbox.as_ref(), users, "e2e")
             .await?;
         runs.sort_by(|a, b| a.user.cmp(&b.user));
-        self.world.validate_ews_requests()?;
+        self.world.check_exchange_requests()?;
         Ok(CalendarRun { runs })
     }
 
@@ -541,9 +560,26 @@ impl CalendarWorld {
         ops
     }
 
-    /// EWS write calls (CreateItem, UpdateItem, DeleteItem, folder writes) of the current log.
-    pub fn ews_writes(&self) -> usize {
+    /// Exchange requests of the current log for the user's mailbox by what they do, either
+    /// protocol ([`World::ops_for`]).
+    pub fn ops(&self, user: &str) -> BTreeMap<Op, usize> {
+        self.world.ops_for(&self.email(user))
+    }
+
+    /// Exchange write requests of the current log over every mailbox, either protocol (EWS
+    /// CreateItem, UpdateItem, DeleteItem, folder writes; Graph writes and `$batch`es with one).
+    pub fn exchange_writes(&self) -> usize {
         self.world.ews.write_calls()
+    }
+
+    /// The same as [`CalendarWorld::exchange_writes`], under its EWS-era name.
+    pub fn ews_writes(&self) -> usize {
+        self.exchange_writes()
+    }
+
+    /// The id the world's Exchange client knows a stored item (or occurrence) by.
+    pub fn client_id(&self, id: &ItemId) -> String {
+        self.world.client_id(id)
     }
 
     // ---- the store

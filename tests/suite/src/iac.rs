@@ -70,13 +70,21 @@ pub const FUNCTIONS: [FunctionSpec; 3] = [
         logical_id: "SchedulerFunction",
         binary: "scheduler",
         needs: Needs::Deployment,
-        secrets: &["IonApiSecretArn", "ExchangeSecretArn", "GraphClientSecretArn"],
+        secrets: &[
+            "IonApiSecretArn",
+            "ExchangeSecretArn",
+            "GraphClientSecretArn",
+        ],
     },
     FunctionSpec {
         logical_id: "WorkerFunction",
         binary: "worker",
         needs: Needs::Deployment,
-        secrets: &["IonApiSecretArn", "ExchangeSecretArn", "GraphClientSecretArn"],
+        secrets: &[
+            "IonApiSecretArn",
+            "ExchangeSecretArn",
+            "GraphClientSecretArn",
+        ],
     },
     FunctionSpec {
         logical_id: "PushFunction",

@@ -3,6 +3,11 @@
 //!
 //! - [`contract::store`]: the `StateStore` suite; `run_all(|| async { store })`.
 //! - [`contract::queue`]: the `JobQueue` suite; `run_all(|config| async { queue })`.
+//! - [`contract::mailbox`]: the `Mailbox` suite, `EwsMailbox` and `GraphMailbox` on the same
+//!   Exchange simulator; `run_all(Backend::Graph)`.
+//! - [`harness`]: the end-to-end world (LN and Exchange simulators, configuration, store,
+//!   the real runner) on either Exchange [`harness::Backend`], backend-neutral request counts
+//!   ([`harness::Op`]), and [`both_backends!`] to run one scenario on EWS and on Graph.
 //! - [`calendar_world`]: the calendar end-to-end world on top of `harness`: `CalendarSync`
 //!   over the real adapters, one simulated time for lnsync and both simulators.
 //! - [`push_world`]: a calendar world with `lnsync serve` (push endpoint and worker) over it.

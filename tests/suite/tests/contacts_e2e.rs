@@ -1,18 +1,22 @@
-//! Contact sync end to end: the LN simulator, the EWS simulator, the real runner, LN client,
-//! EWS client and SQLite store. Each test states the outcome a user or an administrator sees
-//! (spec `scenarios.md` 1, 4, 7, 9, 15 and `behaviour.md` R4, R8–R14, R30, R34–R37), and every
-//! EWS request of every run is validated against Microsoft's schemas by the harness.
+//! Contact sync end to end: the LN simulator, the Exchange simulator, the real runner, LN
+//! client, Exchange client and SQLite store. Each test states the outcome a user or an
+//! administrator sees (spec `scenarios.md` 1, 4, 7, 9, 15, 29, 30 and `behaviour.md` R4,
+//! R8–R14, R30, R34–R38), and runs once on EWS and once on Microsoft Graph (`name::ews`,
+//! `name::graph`): costs are asserted in backend-neutral terms ([`Op`], batches of
+//! `Backend::max_batch`). The harness checks every request of every run: EWS bodies against
+//! Microsoft's schemas, Graph requests for their `Prefer` headers.
 
-use ews_sim::{FaultRule, Item, StoredItem};
+use ews_sim::{Item, StoredItem};
 use ln_sim::model::Contact as LnContact;
 use lnsync_core::ids::{EnvironmentId, UserId};
 use lnsync_core::model::{ProblemKind, RunOutcome};
 use lnsync_core::ports::{StateStore, SystemClock};
 use lnsync_core::testing::CrashingStore;
 use lnsync_runtime::runner::{EnvironmentStatus, run_contacts};
+use lnsync_tests::both_backends;
 use lnsync_tests::harness::{
-    KillingConnector, OffsetClock, TestResult, World, contact_code, dead_address, env_report,
-    live_connector, qualifying_contacts, stamp_of, tag_property, user_report,
+    Backend, KillingConnector, OffsetClock, Op, TestResult, World, contact_code, dead_address,
+    describe, env_report, live_connector, qualifying_contacts, stamp_of, tag_property, user_report,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -131,10 +135,15 @@ fn change_keys(world: &World, mailbox: &str) -> BTreeMap<String, String> {
 // Scenario 1: initial load
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scenario_1_first_run_puts_500_contacts_in_crm_contacts_once_each() -> TestResult {
+both_backends!(
+    scenario_1_first_run_puts_500_contacts_in_crm_contacts_once_each,
+    multi_thread
+);
+async fn scenario_1_first_run_puts_500_contacts_in_crm_contacts_once_each(
+    backend: Backend,
+) -> TestResult {
     let contacts = qualifying_contacts(500);
-    let world = World::single(1, contacts.clone()).await?;
+    let world = World::single_on(backend, 1, contacts.clone()).await?;
     let mb = world.mailbox(0, 0).to_owned();
 
     let report = world.run().await?;
@@ -162,6 +171,43 @@ async fn scenario_1_first_run_puts_500_contacts_in_crm_contacts_once_each() -> T
         .ews
         .folder_id(&mb, ews_sim::DistinguishedFolder::Contacts)?;
     assert!(world.ews.items_in_folder(&mb, &own)?.is_empty());
+    // Cost: the folder created once, the 500 contacts in full batches (EWS: 5 CreateItem of
+    // 100; Graph: 25 `$batch`es of 20), nothing else written.
+    let batches = backend.batches(500);
+    assert!(batches <= 25, "500 contacts cost at most 25 write requests");
+    let requests = world.exchange_requests_for(&mb);
+    assert_eq!(world.requests_doing(&mb, Op::FolderCreate), 1);
+    assert_eq!(
+        world.batch_sizes(&mb, Op::Create),
+        vec![backend.max_batch(); batches],
+        "{}",
+        describe(&requests)
+    );
+    assert_eq!(world.writes_for(&mb), 1 + batches);
+    // And no read beyond finding the folder: a folder this run created needs no stamp lookup.
+    assert_eq!(
+        world.ops_for(&mb),
+        BTreeMap::from([
+            (Op::FolderLookup, 1),
+            (Op::FolderCreate, 1),
+            (Op::Create, batches)
+        ]),
+        "folder lookup + folder creation + the creates:\n{}",
+        describe(&requests)
+    );
+    // Graph signs in once per run (the token is cached); EWS authenticates each request.
+    assert_eq!(
+        world.token_calls(),
+        usize::from(backend == Backend::Graph),
+        "{}",
+        describe(&world.exchange_requests())
+    );
+    println!(
+        "{backend}: 500 new contacts cost {} HTTP requests ({} writes, {} token)",
+        world.exchange_requests().len(),
+        world.writes_for(&mb),
+        world.token_calls()
+    );
     // Field mapping (R13), on every contact: full and sparse ones, with and without title.
     for c in &contacts {
         let item = world.crm_item(&mb, "prod", &c.contact).expect("synced");
@@ -171,20 +217,6 @@ async fn scenario_1_first_run_puts_500_contacts_in_crm_contacts_once_each() -> T
         contacts.iter().any(|c| c.title.is_some()) && contacts.iter().any(|c| c.title.is_none())
     );
 
-    // Cost: 1 CreateFolder + 5 CreateItem of 100, nothing else written.
-    assert_eq!(
-        world.ews.count_operation_for_mailbox("CreateFolder", &mb),
-        1
-    );
-    assert_eq!(world.ews.count_operation_for_mailbox("CreateItem", &mb), 5);
-    assert_eq!(world.ews.write_calls_for_mailbox(&mb), 6);
-    assert!(world.ews.write_calls_for_mailbox(&mb) <= 10);
-    // And no read beyond finding the folder: a folder this run created needs no stamp lookup.
-    assert_eq!(
-        world.ews.count_for_mailbox(&mb),
-        7,
-        "FindFolder + CreateFolder + 5 CreateItem"
-    );
     // LN: the change feed is one Contacts read (plus its pages) and one DeletedObjects read.
     let feed = world.ln_gets("100", "Contacts");
     let first_pages = feed
@@ -215,10 +247,15 @@ async fn scenario_1_first_run_puts_500_contacts_in_crm_contacts_once_each() -> T
 // Scenario 7 / R14: the idle run
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scenario_7_idle_run_costs_two_ln_reads_per_environment_and_no_exchange_call() -> TestResult
-{
+both_backends!(
+    scenario_7_idle_run_costs_two_ln_reads_per_environment_and_no_exchange_call,
+    multi_thread
+);
+async fn scenario_7_idle_run_costs_two_ln_reads_per_environment_and_no_exchange_call(
+    backend: Backend,
+) -> TestResult {
     let world = World::builder()
+        .backend(backend)
         .env("prod", "100", 3, qualifying_contacts(30))
         .env("test", "200", 2, qualifying_contacts(10))
         .start()
@@ -264,10 +301,10 @@ async fn scenario_7_idle_run_costs_two_ln_reads_per_environment_and_no_exchange_
             assert_eq!(r.counts.writes(), 0, "{env}/{}: {:?}", u.user, r.counts);
         }
     }
-    assert_eq!(
-        world.ews.requests().len(),
-        0,
-        "an idle contact run makes no Exchange request at all"
+    assert!(
+        world.exchange_requests().is_empty(),
+        "an idle contact run makes no Exchange request at all (not even a token):\n{}",
+        describe(&world.exchange_requests())
     );
     for company in ["100", "200"] {
         let contacts = world.ln_gets(company, "Contacts");
@@ -314,10 +351,15 @@ async fn scenario_7_idle_run_costs_two_ln_reads_per_environment_and_no_exchange_
 // R8: LN changes reach every user
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r8_contacts_edited_in_ln_are_updated_in_every_mailbox_and_nothing_else() -> TestResult {
+both_backends!(
+    r8_contacts_edited_in_ln_are_updated_in_every_mailbox_and_nothing_else,
+    multi_thread
+);
+async fn r8_contacts_edited_in_ln_are_updated_in_every_mailbox_and_nothing_else(
+    backend: Backend,
+) -> TestResult {
     let contacts = qualifying_contacts(40);
-    let world = World::single(2, contacts.clone()).await?;
+    let world = World::single_on(backend, 2, contacts.clone()).await?;
     assert!(!world.run().await?.has_failures());
     let before: Vec<BTreeMap<String, String>> = (0..2)
         .map(|u| change_keys(&world, world.mailbox(0, u)))
@@ -351,22 +393,16 @@ async fn r8_contacts_edited_in_ln_are_updated_in_every_mailbox_and_nothing_else(
             "{login}"
         );
         assert_eq!(
-            world.ews.count_operation_for_mailbox("UpdateItem", mb),
+            world.requests_doing(mb, Op::Update),
             1,
-            "{login}: one batched UpdateItem"
+            "{login}: one batched update"
         );
-        let updates: usize = world
-            .ews_requests_for(mb)
-            .iter()
-            .filter(|r| r.operation.as_deref() == Some("UpdateItem"))
-            .map(|r| r.item_count)
-            .sum();
-        assert_eq!(updates, 3, "{login}: exactly the 3 edited contacts");
         assert_eq!(
-            world.ews.write_calls_for_mailbox(mb),
-            1,
-            "{login}: no create or delete"
+            world.items_doing(mb, Op::Update),
+            3,
+            "{login}: exactly the 3 edited contacts"
         );
+        assert_eq!(world.writes_for(mb), 1, "{login}: no create or delete");
         for code in &edited {
             let item = world.crm_item(mb, "prod", code).expect("still there");
             assert_mapped(&item, &world.ln_contact("100", code)?);
@@ -394,15 +430,22 @@ async fn r8_contacts_edited_in_ln_are_updated_in_every_mailbox_and_nothing_else(
 // Scenario 4 / R34: interrupted first run
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scenario_4_run_killed_after_300_of_800_creates_converges_without_duplicates() -> TestResult
-{
+both_backends!(
+    scenario_4_run_killed_after_three_create_batches_of_800_converges_without_duplicates,
+    multi_thread
+);
+async fn scenario_4_run_killed_after_three_create_batches_of_800_converges_without_duplicates(
+    backend: Backend,
+) -> TestResult {
     let contacts = qualifying_contacts(800);
-    let world = World::single(1, contacts.clone()).await?;
+    let world = World::single_on(backend, 1, contacts.clone()).await?;
     let mb = world.mailbox(0, 0).to_owned();
 
-    // The process dies right after Exchange accepted the 3rd CreateItem of 100: the run's future
-    // is dropped there, as a kill would, before lnsync saw the answer.
+    // The process dies right after Exchange accepted the 3rd create batch (EWS: 300 contacts,
+    // Graph: 60): the run's future is dropped there, as a kill would, before lnsync saw the
+    // answer.
+    let before_kill = 3 * backend.max_batch();
+    let rest = 800 - before_kill;
     let reached = Arc::new(tokio::sync::Notify::new());
     let killer = KillingConnector {
         live: live_connector(),
@@ -416,12 +459,12 @@ async fn scenario_4_run_killed_after_300_of_800_creates_converges_without_duplic
             panic!("the run should have been killed mid-way:\n{}", report.render());
         }
     }
-    world.validate_ews_requests()?;
-    assert_eq!(world.ews.count_operation_for_mailbox("CreateItem", &mb), 3);
+    world.check_exchange_requests()?;
+    assert_eq!(world.requests_doing(&mb, Op::Create), 3);
     assert_eq!(
         world.crm_items(&mb).len(),
-        300,
-        "300 of 800 were created before the kill"
+        before_kill,
+        "{before_kill} of 800 were created before the kill"
     );
 
     // Restarted at once, the dead run's lease still holds the user (R36): nothing happens.
@@ -432,9 +475,10 @@ async fn scenario_4_run_killed_after_300_of_800_creates_converges_without_duplic
         "{}",
         report.render()
     );
-    assert_eq!(world.ews.requests().len(), 0);
+    assert!(world.exchange_requests().is_empty());
 
-    // Restarted after the lease expired: the remaining 500 are created, the 300 are adopted.
+    // Restarted after the lease expired: the rest are created, the ones before the kill are
+    // adopted.
     let later = OffsetClock(
         chrono::Duration::from_std(world.config.sync.lease_ttl)? + chrono::Duration::minutes(1),
     );
@@ -443,8 +487,8 @@ async fn scenario_4_run_killed_after_300_of_800_creates_converges_without_duplic
         .await?;
     let alice = user_report(&report, "prod", "alice");
     assert_eq!(alice.outcome, RunOutcome::Succeeded, "{}", report.render());
-    assert_eq!(alice.counts.created, 500);
-    assert_eq!(world.ews.count_operation_for_mailbox("CreateItem", &mb), 5);
+    assert_eq!(alice.counts.created, rest as u32);
+    assert_eq!(world.requests_doing(&mb, Op::Create), backend.batches(rest));
     world.assert_in_sync("prod", 0, &codes(&contacts)).await?;
     assert_eq!(world.crm_items(&mb).len(), 800);
     for c in contacts.iter().step_by(97) {
@@ -456,14 +500,19 @@ async fn scenario_4_run_killed_after_300_of_800_creates_converges_without_duplic
         .run_with(world.store.as_ref(), &later, &world.connector)
         .await?;
     assert_eq!(user_report(&report, "prod", "alice").counts.writes(), 0);
-    assert_eq!(world.ews.requests().len(), 0);
+    assert!(world.exchange_requests().is_empty());
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r34_link_write_lost_after_create_is_adopted_by_the_next_run() -> TestResult {
+both_backends!(
+    r34_link_write_lost_after_create_is_adopted_by_the_next_run,
+    multi_thread
+);
+async fn r34_link_write_lost_after_create_is_adopted_by_the_next_run(
+    backend: Backend,
+) -> TestResult {
     let contacts = qualifying_contacts(800);
-    let world = World::single(1, contacts.clone()).await?;
+    let world = World::single_on(backend, 1, contacts.clone()).await?;
     let mb = world.mailbox(0, 0).to_owned();
 
     // The store fails when saving the links of the 3rd batch Exchange created.
@@ -476,16 +525,18 @@ async fn r34_link_write_lost_after_create_is_adopted_by_the_next_run() -> TestRe
     assert_eq!(failing.crashes(), 1, "the fault fired");
     assert_eq!(alice.outcome, RunOutcome::Failed, "{}", report.render());
     assert!(report.has_failures());
-    assert_eq!(world.crm_items(&mb).len(), 300);
+    let before_crash = 3 * backend.max_batch();
+    assert_eq!(world.crm_items(&mb).len(), before_crash);
 
     let report = world.run().await?;
     let alice = user_report(&report, "prod", "alice");
     assert_eq!(alice.outcome, RunOutcome::Succeeded, "{}", report.render());
+    let rest = 800 - before_crash;
     assert_eq!(
-        alice.counts.created, 500,
-        "only the missing 500 are created"
+        alice.counts.created, rest as u32,
+        "only the missing {rest} are created"
     );
-    assert_eq!(world.ews.count_operation_for_mailbox("CreateItem", &mb), 5);
+    assert_eq!(world.requests_doing(&mb, Op::Create), backend.batches(rest));
     world.assert_in_sync("prod", 0, &codes(&contacts)).await?;
     assert_eq!(world.crm_items(&mb).len(), 800);
     Ok(())
@@ -495,11 +546,15 @@ async fn r34_link_write_lost_after_create_is_adopted_by_the_next_run() -> TestRe
 // Scenario 9 / R12: LN wins, at LN's next change
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scenario_9_outlook_edits_are_overwritten_at_the_next_ln_change_and_ln_is_never_written()
--> TestResult {
+both_backends!(
+    scenario_9_outlook_edits_are_overwritten_at_the_next_ln_change_and_ln_is_never_written,
+    multi_thread
+);
+async fn scenario_9_outlook_edits_are_overwritten_at_the_next_ln_change_and_ln_is_never_written(
+    backend: Backend,
+) -> TestResult {
     let contacts = qualifying_contacts(20);
-    let world = World::single(1, contacts.clone()).await?;
+    let world = World::single_on(backend, 1, contacts.clone()).await?;
     let mb = world.mailbox(0, 0).to_owned();
     assert!(!world.run().await?.has_failures());
 
@@ -517,7 +572,7 @@ async fn scenario_9_outlook_edits_are_overwritten_at_the_next_ln_change_and_ln_i
     // No LN change: the edit is left alone and Exchange is not even asked.
     let report = world.run().await?;
     assert_eq!(user_report(&report, "prod", "alice").counts.writes(), 0);
-    assert_eq!(world.ews.requests().len(), 0);
+    assert!(world.exchange_requests().is_empty());
     let now = world.crm_item(&mb, "prod", &code).expect("still there");
     assert_eq!(now.change_key, edited_ck);
 
@@ -564,14 +619,86 @@ async fn scenario_9_outlook_edits_are_overwritten_at_the_next_ln_change_and_ln_i
 }
 
 // ---------------------------------------------------------------------------------------------
+// Scenario 29 / R38: an expired folder cursor in repair mode
+// ---------------------------------------------------------------------------------------------
+
+both_backends!(
+    scenario_29_repair_mode_rereads_the_folder_in_full_after_an_expired_cursor,
+    multi_thread
+);
+async fn scenario_29_repair_mode_rereads_the_folder_in_full_after_an_expired_cursor(
+    backend: Backend,
+) -> TestResult {
+    let contacts = qualifying_contacts(20);
+    let world = World::builder()
+        .backend(backend)
+        .sync_option("repair = true")
+        .env("prod", "100", 1, contacts.clone())
+        .start()
+        .await?;
+    let mb = world.mailbox(0, 0).to_owned();
+    assert!(!world.run().await?.has_failures());
+    // Repair mode reads the folder's changes on every run: idle, that is one delta call.
+    let report = world.run().await?;
+    assert_eq!(user_report(&report, "prod", "alice").counts.writes(), 0);
+    assert_eq!(
+        world.delta_calls_for(&mb),
+        1,
+        "{}",
+        describe(&world.exchange_requests())
+    );
+    assert_eq!(world.writes_for(&mb), 0);
+
+    // The user edits a synced contact in Outlook while Exchange forgets the folder's cursors.
+    let code = contact_code(2);
+    let item = world.crm_item(&mb, "prod", &code).expect("synced");
+    world.ews.user_update_item(&mb, &item.id, |i| {
+        if let Some(c) = i.as_contact_mut() {
+            c.surname = Some("Edited In Outlook".into());
+        }
+    })?;
+    assert!(world.invalidate_cursors(&mb) > 0);
+
+    let report = world.run().await?;
+    let alice = user_report(&report, "prod", "alice");
+    assert_eq!(alice.outcome, RunOutcome::Succeeded, "{}", report.render());
+    // The folder was read again in full (after the refused cursor), the Outlook edit was
+    // undone in place, and nothing was created twice or deleted.
+    assert!(
+        world.delta_calls_for(&mb) >= 2,
+        "{}",
+        describe(&world.exchange_requests())
+    );
+    assert_eq!((alice.counts.created, alice.counts.deleted), (0, 0));
+    assert_eq!(world.items_doing(&mb, Op::Create), 0);
+    assert_eq!(world.items_doing(&mb, Op::Delete), 0);
+    let restored = world.crm_item(&mb, "prod", &code).expect("still there");
+    assert_eq!(restored.id, item.id, "restored in place");
+    assert_mapped(&restored, &world.ln_contact("100", &code)?);
+    world.assert_in_sync("prod", 0, &codes(&contacts)).await?;
+    assert_eq!(world.crm_items(&mb).len(), 20);
+
+    // The new cursor works: idle again.
+    let report = world.run().await?;
+    assert_eq!(user_report(&report, "prod", "alice").counts.writes(), 0);
+    assert_eq!(world.delta_calls_for(&mb), 1);
+    assert_eq!(world.writes_for(&mb), 0);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Scenario 15 / R11: removals, and hands off what isn't ours
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scenario_15_contacts_leaving_the_sync_are_removed_and_hand_made_contacts_never_touched()
--> TestResult {
+both_backends!(
+    scenario_15_contacts_leaving_the_sync_are_removed_and_hand_made_contacts_never_touched,
+    multi_thread
+);
+async fn scenario_15_contacts_leaving_the_sync_are_removed_and_hand_made_contacts_never_touched(
+    backend: Backend,
+) -> TestResult {
     let contacts = qualifying_contacts(30);
-    let world = World::single(1, contacts.clone()).await?;
+    let world = World::single_on(backend, 1, contacts.clone()).await?;
     let mb = world.mailbox(0, 0).to_owned();
     assert!(!world.run().await?.has_failures());
 
@@ -646,13 +773,11 @@ async fn scenario_15_contacts_leaving_the_sync_are_removed_and_hand_made_contact
             .unwrap_or_else(|| panic!("the {what} contact is still there"));
         assert_eq!(&item.change_key, ck, "the {what} contact was not modified");
     }
-    let deletes: usize = world
-        .ews_requests_for(&mb)
-        .iter()
-        .filter(|r| r.operation.as_deref() == Some("DeleteItem"))
-        .map(|r| r.item_count)
-        .sum();
-    assert_eq!(deletes, 3, "exactly the three contacts were deleted");
+    assert_eq!(
+        world.items_doing(&mb, Op::Delete),
+        3,
+        "exactly the three contacts were deleted"
+    );
     assert_eq!(world.crm_items(&mb).len(), 27 + 2);
     Ok(())
 }
@@ -661,10 +786,15 @@ async fn scenario_15_contacts_leaving_the_sync_are_removed_and_hand_made_contact
 // R30: the mass-deletion gate
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r30_mass_deletion_is_held_until_an_administrator_releases_it() -> TestResult {
+both_backends!(
+    r30_mass_deletion_is_held_until_an_administrator_releases_it,
+    multi_thread
+);
+async fn r30_mass_deletion_is_held_until_an_administrator_releases_it(
+    backend: Backend,
+) -> TestResult {
     let contacts = qualifying_contacts(100);
-    let world = World::single(1, contacts.clone()).await?;
+    let world = World::single_on(backend, 1, contacts.clone()).await?;
     let mb = world.mailbox(0, 0).to_owned();
     assert!(!world.run().await?.has_failures());
 
@@ -688,7 +818,7 @@ async fn r30_mass_deletion_is_held_until_an_administrator_releases_it() -> TestR
             RunOutcome::Partial,
             "held deletions are reported"
         );
-        assert_eq!(world.ews.count_operation("DeleteItem"), 0);
+        assert_eq!(world.all_requests_doing(Op::Delete), 0);
         assert_eq!(
             world.crm_items(&mb).len(),
             100,
@@ -739,9 +869,9 @@ async fn r30_mass_deletion_is_held_until_an_administrator_releases_it() -> TestR
 // R4: inactive users
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r4_an_inactive_sync_user_gets_nothing() -> TestResult {
-    let world = World::single(2, qualifying_contacts(10)).await?;
+both_backends!(r4_an_inactive_sync_user_gets_nothing, multi_thread);
+async fn r4_an_inactive_sync_user_gets_nothing(backend: Backend) -> TestResult {
+    let world = World::single_on(backend, 2, qualifying_contacts(10)).await?;
     let former = world.env("prod").inactive.clone();
 
     let report = world.run().await?;
@@ -756,11 +886,11 @@ async fn r4_an_inactive_sync_user_gets_nothing() -> TestResult {
     for u in 0..2 {
         assert_eq!(world.crm_items(world.mailbox(0, u)).len(), 10);
     }
-    assert!(!world.ews.requests().is_empty());
+    assert!(!world.exchange_requests().is_empty());
     assert_eq!(
-        world.ews.count_for_mailbox(&former.email),
+        world.exchange_calls(&former.email),
         0,
-        "no EWS call impersonates the inactive user"
+        "no Exchange call is made for the inactive user"
     );
     assert!(world.crm_folder(&former.email).is_none());
     Ok(())
@@ -770,10 +900,15 @@ async fn r4_an_inactive_sync_user_gets_nothing() -> TestResult {
 // Bad input: unreachable systems, throttling, denied impersonation
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ln_unreachable_fails_that_environments_users_and_the_other_environment_still_syncs()
--> TestResult {
+both_backends!(
+    ln_unreachable_fails_that_environments_users_and_the_other_environment_still_syncs,
+    multi_thread
+);
+async fn ln_unreachable_fails_that_environments_users_and_the_other_environment_still_syncs(
+    backend: Backend,
+) -> TestResult {
     let world = World::builder()
+        .backend(backend)
         .env("prod", "100", 2, qualifying_contacts(10))
         .env("test", "200", 1, qualifying_contacts(10))
         .start()
@@ -816,7 +951,7 @@ async fn ln_unreachable_fails_that_environments_users_and_the_other_environment_
         );
     }
     for u in 0..2 {
-        assert_eq!(world.ews.count_for_mailbox(world.mailbox(0, u)), 0);
+        assert_eq!(world.exchange_calls(world.mailbox(0, u)), 0);
     }
     let test = user_report(&report, "test", "alice");
     assert_eq!(test.outcome, RunOutcome::Succeeded, "{}", report.render());
@@ -853,15 +988,18 @@ async fn ln_unreachable_fails_that_environments_users_and_the_other_environment_
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exchange_unreachable_fails_each_user_naming_the_url() -> TestResult {
+both_backends!(
+    exchange_unreachable_fails_each_user_naming_the_url,
+    multi_thread
+);
+async fn exchange_unreachable_fails_each_user_naming_the_url(backend: Backend) -> TestResult {
     let mut world = World::builder()
+        .backend(backend)
         .env("prod", "100", 2, qualifying_contacts(10))
         .env("test", "200", 1, qualifying_contacts(10))
         .start()
         .await?;
-    let url = format!("http://{}/EWS/Exchange.asmx", dead_address()?);
-    world.set_exchange_url("prod", &url)?;
+    let url = world.break_exchange("prod")?;
 
     let report = world.run().await?;
     assert!(report.has_failures());
@@ -882,16 +1020,21 @@ async fn exchange_unreachable_fails_each_user_naming_the_url() -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_throttled_mailbox_waits_the_hint_without_delaying_the_others() -> TestResult {
-    let world = World::single(2, qualifying_contacts(10)).await?;
+both_backends!(
+    a_throttled_mailbox_waits_the_hint_without_delaying_the_others,
+    multi_thread
+);
+async fn a_throttled_mailbox_waits_the_hint_without_delaying_the_others(
+    backend: Backend,
+) -> TestResult {
+    let world = World::single_on(backend, 2, qualifying_contacts(10)).await?;
     let (alice, bob) = (
         world.mailbox(0, 0).to_owned(),
         world.mailbox(0, 1).to_owned(),
     );
-    world
-        .ews
-        .add_fault(FaultRule::server_busy(1500).for_mailbox(&alice));
+    // EWS: ErrorServerBusy with BackOffMilliseconds; Graph: 429 with Retry-After (seconds).
+    let hint = Duration::from_secs(2);
+    world.throttle_once(&alice, hint);
 
     let started = Instant::now();
     let report = world.run().await?;
@@ -906,42 +1049,24 @@ async fn a_throttled_mailbox_waits_the_hint_without_delaying_the_others() -> Tes
             report.render()
         );
     }
-    assert_eq!(
-        world.ews.backoff_violations(),
-        0,
-        "nobody called inside the back-off window"
-    );
-    assert_eq!(world.ews.throttled_responses(&alice).len(), 1);
-    assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
-    let a = world.ews_requests_for(&alice);
-    let busy = a
-        .iter()
-        .position(|r| r.fault_code.as_deref() == Some("ErrorServerBusy"))
-        .expect("alice was throttled");
-    let retry = a.get(busy + 1).expect("alice's call was retried");
-    let waited = (retry.time - a[busy].time).to_std()?;
-    assert!(
-        waited >= Duration::from_millis(1500),
-        "alice retried after {waited:?}"
-    );
-    let b = world.ews_requests_for(&bob);
-    assert!(!b.is_empty());
-    assert!(b.iter().all(|r| r.fault_code.is_none()));
-    let bob_last = b.iter().map(|r| r.time).max().expect("bob's requests");
-    assert!(
-        bob_last < retry.time,
-        "bob finished while alice was still waiting: bob's requests were not held up"
-    );
+    assert!(elapsed >= hint, "{elapsed:?}");
+    world.assert_waited_out_throttling(&alice, &[&bob], hint)?;
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mailbox_the_service_account_may_not_impersonate_fails_alone() -> TestResult {
+both_backends!(
+    a_mailbox_the_service_account_may_not_impersonate_fails_alone,
+    multi_thread
+);
+async fn a_mailbox_the_service_account_may_not_impersonate_fails_alone(
+    backend: Backend,
+) -> TestResult {
     let allowed = vec![
         "alice@corp.example".to_owned(),
         "bob@corp.example".to_owned(),
     ];
     let world = World::builder()
+        .backend(backend)
         .env("prod", "100", 3, qualifying_contacts(10))
         .ews_config(ews_sim::SimConfig {
             allowed_impersonation: Some(allowed),
@@ -957,8 +1082,11 @@ async fn a_mailbox_the_service_account_may_not_impersonate_fails_alone() -> Test
     let r = user_report(&report, "prod", "carol");
     assert_eq!(r.outcome, RunOutcome::Failed);
     let error = r.error.as_deref().unwrap_or_default();
+    // EWS: the service account may not impersonate carol; Graph: the application access
+    // policy leaves her mailbox out.
+    let denied = backend.access_denied_code();
     assert!(
-        error.contains("ErrorImpersonateUserDenied") && error.contains(&carol.email),
+        error.contains(denied) && error.contains(&carol.email),
         "{error}"
     );
     for user in ["alice", "bob"] {
@@ -981,7 +1109,7 @@ async fn a_mailbox_the_service_account_may_not_impersonate_fails_alone() -> Test
         carol_run
             .error
             .as_deref()
-            .is_some_and(|e| e.contains("ErrorImpersonateUserDenied"))
+            .is_some_and(|e| e.contains(denied))
     );
     Ok(())
 }

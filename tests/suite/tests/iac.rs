@@ -186,7 +186,11 @@ async fn the_template_deploys_what_the_code_expects_and_the_store_contract_passe
     let dir = tempfile::tempdir().expect("tempdir");
     // One stack per auth choice for the checks, then a fresh stack per contract case (each
     // case wants an empty table; creating a stack in moto takes about 0.3 s).
-    let mut specs = vec![stack_spec("basic"), stack_spec("bearer"), stack_spec("graph")];
+    let mut specs = vec![
+        stack_spec("basic"),
+        stack_spec("bearer"),
+        stack_spec("graph"),
+    ];
     specs.extend(CASES.iter().map(|_| stack_spec("basic")));
     let (cloudformation, deployed) =
         translate_and_deploy(&root().join(TEMPLATE), dir.path(), &specs);

@@ -79,10 +79,16 @@ pub(crate) fn is_conflict(code: &str) -> bool {
     )
 }
 
+/// A folder that is gone, or a folder id this server never made: ids from the Graph backend
+/// (an environment switched back from Graph) are malformed to EWS. Calls that name no item
+/// name only a folder, so a malformed id there is the folder's.
 pub(crate) fn is_folder_missing(code: &str) -> bool {
     matches!(
         code,
-        "ErrorFolderNotFound" | "ErrorParentFolderNotFound" | "ErrorSyncFolderNotFound"
+        "ErrorFolderNotFound"
+            | "ErrorParentFolderNotFound"
+            | "ErrorSyncFolderNotFound"
+            | "ErrorInvalidIdMalformed"
     )
 }
 
@@ -97,7 +103,12 @@ pub(crate) fn item_error(
 ) -> ItemError {
     match (code, id) {
         (SERVER_BUSY, _) => ItemError::Throttled(back_off.unwrap_or(default_back_off)),
-        ("ErrorItemNotFound", Some(id)) => ItemError::NotFound(id.clone()),
+        // A malformed id is one this server never made (e.g. a Graph id after a switch back
+        // from Graph): for this mailbox the item does not exist, and the core finds it again
+        // by its stamp.
+        ("ErrorItemNotFound" | "ErrorInvalidIdMalformed", Some(id)) => {
+            ItemError::NotFound(id.clone())
+        }
         (c, Some(id)) if is_conflict(c) => ItemError::Conflict(id.clone()),
         (c, _) if is_folder_missing(c) => ItemError::FolderNotFound,
         (c, _) => ItemError::Failed {
@@ -119,6 +130,15 @@ mod tests {
         assert_eq!(
             item_error("ErrorItemNotFound", None, Some(&id), None, d),
             ItemError::NotFound(id.clone())
+        );
+        // An id from the other backend: not found here; a create's malformed id is its folder.
+        assert_eq!(
+            item_error("ErrorInvalidIdMalformed", None, Some(&id), None, d),
+            ItemError::NotFound(id.clone())
+        );
+        assert_eq!(
+            item_error("ErrorInvalidIdMalformed", None, None, None, d),
+            ItemError::FolderNotFound
         );
         assert_eq!(
             item_error("ErrorStaleObject", None, Some(&id), None, d),

@@ -14,7 +14,8 @@ use crate::graph::error::GraphError;
 use crate::graph::filter::{Expand, parse_property_id, render_property_id, single_values};
 use crate::graph::ids::{graph_folder_id, graph_item_id};
 use crate::model::{
-    Body, Contact, ExtendedValue, Folder, Item, PhysicalAddress, PropertyRef, StoredItem,
+    Body, Contact, ExtendedPropertyKey, ExtendedValue, Folder, Item, PhysicalAddress, PropertyRef,
+    StoredItem,
 };
 
 /// Graph's "no value" date-time (`0001-01-01T00:00:00Z`).
@@ -1081,6 +1082,11 @@ pub fn contact_json(st: &StoredItem, expand: &Expand) -> Value {
     for (g, e) in CONTACT_STRINGS {
         o.insert((*g).into(), json!(c.get(e)));
     }
+    let title = match st.item.extended_properties.get(&display_name_prefix()) {
+        Some(ExtendedValue::Single(v)) => Some(v.clone()),
+        _ => None,
+    };
+    o.insert("title".into(), json!(title));
     let emails: Vec<Value> = ["EmailAddress1", "EmailAddress2", "EmailAddress3"]
         .iter()
         .filter_map(|k| c.email_addresses.get(*k))
@@ -1124,6 +1130,15 @@ pub fn contact_json(st: &StoredItem, expand: &Expand) -> Value {
 /// value written through Graph lands in the phone number EWS reads; an empty one clears it.
 const BUSINESS_FAX_TAG: u16 = 0x3a24;
 
+/// PidTagDisplayNamePrefix (`String 0x3A45`): Graph's contact `title`.
+fn display_name_prefix() -> ExtendedPropertyKey {
+    ExtendedPropertyKey {
+        property_set: None,
+        property: PropertyRef::Tag(0x3a45),
+        property_type: "String".into(),
+    }
+}
+
 fn fold_business_fax(item: &mut Item) {
     let key = item
         .extended_properties
@@ -1159,6 +1174,19 @@ pub fn apply_contact(item: &mut Item, body: &Value, creating: bool) -> Result<()
             body_type: "Text".into(),
             text,
         });
+    }
+    if let Some(v) = opt_str(o, "title")? {
+        // Graph's `title` is PidTagDisplayNamePrefix, which EWS reaches only as an extended
+        // property: one MAPI property, so both protocols see the same value.
+        match v.filter(|s| !s.is_empty()) {
+            Some(v) => {
+                item.extended_properties
+                    .insert(display_name_prefix(), ExtendedValue::Single(v));
+            }
+            None => {
+                item.extended_properties.remove(&display_name_prefix());
+            }
+        }
     }
     let c: &mut Contact = item
         .as_contact_mut()

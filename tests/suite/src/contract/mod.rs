@@ -1,9 +1,10 @@
 //! The contract suites and the runner they share.
 //!
 //! A suite is a table of [`Case`]s: a name and a function that takes a fresh instance of the
-//! port. [`run_cases`] runs them concurrently, one task each, and panics at the end with the
+//! port (a store, a queue, or a mailbox client with its simulator). [`run_cases`] runs them concurrently, one task each, and panics at the end with the
 //! names and messages of every failed case, so one broken case doesn't hide the others.
 
+pub mod mailbox;
 pub mod queue;
 pub mod store;
 
