@@ -260,24 +260,32 @@ pub trait Mailbox: Send + Sync {
         contacts: &[NewContact],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError>;
 
-    /// Overwrites contacts; a stale version gives [`ItemError::Conflict`].
+    /// Overwrites contacts in `folder`; a stale version gives [`ItemError::Conflict`].
+    ///
+    /// `folder` scopes this and the two calls below: an item no longer in it counts as
+    /// [`ItemError::NotFound`] by the id the core holds. A contact deleted in Outlook goes to
+    /// Deleted Items, where Graph's immutable id still reaches it (EWS's id changes with the
+    /// move); it must read as gone, not be written there.
     async fn update_contacts(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         updates: &[ContactUpdate],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError>;
 
-    /// Deletes items for good. Already-gone items give [`ItemError::NotFound`].
+    /// Deletes items of `folder` for good. Already-gone items give [`ItemError::NotFound`].
     async fn delete_items(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<()>>, MailboxError>;
 
-    /// Current versions of items (to retry a write after a conflict).
+    /// Current versions of items of `folder` (to retry a write after a conflict).
     async fn current_versions(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError>;
 

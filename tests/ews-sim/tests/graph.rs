@@ -1134,3 +1134,89 @@ async fn series_created_through_graph_and_occurrence_changes() -> TestResult {
     assert_eq!(g.post(&events(ALICE), &not_midnight).await?.status, 400);
     Ok(())
 }
+
+/// Container paths reach only the items in the container: an item the user deleted sits in
+/// Deleted Items, where `/events/{id}` and `/contacts/{id}` still reach it (Graph's immutable
+/// ids keep it addressable) but `/calendar/events/{id}` and
+/// `/contactFolders/{f}/contacts/{id}` answer 404.
+#[tokio::test]
+async fn container_paths_do_not_reach_deleted_items() -> TestResult {
+    let sim = common::sim().await;
+    let g = Graph::new(&sim).await?;
+    let created = g
+        .post(
+            &format!("/users/{ALICE}/calendar/events"),
+            &event_body("Deleted in Outlook", 10, &[]),
+        )
+        .await?;
+    expect(&created, 201)?;
+    let in_calendar = created.str("/id");
+    expect(
+        &g.get(
+            &format!("/users/{ALICE}/calendar/events/{in_calendar}"),
+            &[],
+        )
+        .await?,
+        200,
+    )?;
+    let moved = sim
+        .user_move_to_deleted_items(ALICE, &ews_sim::graph::parse_graph_item_id(&in_calendar)?)?
+        .ok_or("moved")?;
+    let deleted = ews_sim::graph::graph_item_id(&moved);
+    expect(
+        &g.get(&format!("/users/{ALICE}/events/{deleted}"), &[])
+            .await?,
+        200,
+    )?;
+    for r in [
+        g.get(&format!("/users/{ALICE}/calendar/events/{deleted}"), &[])
+            .await?,
+        g.patch(
+            &format!("/users/{ALICE}/calendar/events/{deleted}"),
+            &json!({ "subject": "written into Deleted Items" }),
+            None,
+        )
+        .await?,
+        g.delete(&format!("/users/{ALICE}/calendar/events/{deleted}"))
+            .await?,
+    ] {
+        expect(&r, 404)?;
+        assert_eq!(r.code(), Some("ErrorItemNotFound"));
+    }
+
+    let folders = format!("/users/{ALICE}/contactFolders");
+    let f = g
+        .post(&folders, &json!({ "displayName": "CRM Contacts" }))
+        .await?;
+    expect(&f, 201)?;
+    let fid = f.str("/id");
+    let c = g
+        .post(
+            &format!("{folders}/{fid}/contacts"),
+            &json!({ "givenName": "Jane", "surname": "Doe" }),
+        )
+        .await?;
+    expect(&c, 201)?;
+    let moved = sim
+        .user_move_to_deleted_items(ALICE, &ews_sim::graph::parse_graph_item_id(&c.str("/id"))?)?
+        .ok_or("moved")?;
+    let deleted = ews_sim::graph::graph_item_id(&moved);
+    expect(
+        &g.get(&format!("/users/{ALICE}/contacts/{deleted}"), &[])
+            .await?,
+        200,
+    )?;
+    let scoped = format!("{folders}/{fid}/contacts/{deleted}");
+    expect(&g.get(&scoped, &[]).await?, 404)?;
+    expect(
+        &g.patch(
+            &scoped,
+            &json!({ "jobTitle": "written into Deleted Items" }),
+            None,
+        )
+        .await?,
+        404,
+    )?;
+    expect(&g.delete(&scoped).await?, 404)?;
+    Ok(())
+}

@@ -1394,23 +1394,26 @@ mod killing {
         async fn update_contacts(
             &self,
             mailbox: &MailboxAddress,
+            folder: &FolderId,
             updates: &[ContactUpdate],
         ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
-            self.inner.update_contacts(mailbox, updates).await
+            self.inner.update_contacts(mailbox, folder, updates).await
         }
         async fn delete_items(
             &self,
             mailbox: &MailboxAddress,
+            folder: &FolderId,
             ids: &[ExchangeItemId],
         ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
-            self.inner.delete_items(mailbox, ids).await
+            self.inner.delete_items(mailbox, folder, ids).await
         }
         async fn current_versions(
             &self,
             mailbox: &MailboxAddress,
+            folder: &FolderId,
             ids: &[ExchangeItemId],
         ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
-            self.inner.current_versions(mailbox, ids).await
+            self.inner.current_versions(mailbox, folder, ids).await
         }
         async fn sync_contact_folder(
             &self,

@@ -347,3 +347,61 @@ async fn an_environment_switched_from_ews_to_graph_keeps_its_links_and_items() -
     );
     Ok(())
 }
+
+/// An LN meeting the organizer moved out of the window in Outlook just before the switch: the
+/// first Graph run reads the calendar in full and does not list it, and Graph does not know it
+/// by its EWS id. It is still there (its `CrmId` stamp is found), so it is not taken for
+/// deleted: the LN activity is neither set to *Not Held* nor touched, the meeting stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_moved_out_of_the_window_before_the_switch_is_not_taken_for_deleted() -> TestResult
+{
+    let world = World::builder()
+        .both_backends_configured()
+        .env("prod", "100", USERS.len(), Vec::new())
+        .start()
+        .await?;
+    let mut w = CalendarWorld::over(world, None, SyncOptions::default())?;
+    let meeting = w.ln_meeting("Strategy day", w.at(3, 10), "alice", &["bob"])?;
+    // Another meeting stays in the window: an empty listing would stop the run (R30).
+    w.ln_meeting("Weekly sync", w.at(4, 10), "alice", &["bob"])?;
+    w.settle(4).await?;
+    let before = w.ln_activity(&meeting).ok_or("the LN meeting")?;
+    let shown = w
+        .events("alice")
+        .into_iter()
+        .find(|e| e.subject.as_deref() == Some("Strategy day"))
+        .ok_or("alice's meeting")?;
+    let stored = w.ews_item("alice", &shown.uid).ok_or("alice's meeting")?;
+
+    // Alice moves it beyond the window's end in Outlook; then the switch, before any EWS run.
+    let later = w.window().end + Duration::days(10);
+    w.user_edits(
+        "alice",
+        &stored.id,
+        EventEdit {
+            start_utc: Some(later),
+            end_utc: Some(later + Duration::hours(1)),
+            ..EventEdit::default()
+        },
+    )?;
+    w.switch_backend(Backend::Graph)?;
+    w.run().await?.assert_ok();
+
+    let after = w
+        .ln_activity(&meeting)
+        .ok_or("the LN meeting is still there")?;
+    assert_eq!(
+        after.record.data.status, before.record.data.status,
+        "not set to Not Held"
+    );
+    assert_eq!(after.record.version, before.record.version, "LN untouched");
+    assert_eq!(w.ln_writes(), 0, "{}", w.ln_log());
+    assert!(
+        w.world
+            .ews
+            .item(&w.email("alice"), &stored.id)
+            .is_some_and(|i| i.item.subject.as_deref() == Some("Strategy day")),
+        "the meeting stays in alice's calendar"
+    );
+    Ok(())
+}

@@ -679,6 +679,9 @@ impl Mailbox for EwsMailbox {
     async fn update_contacts(
         &self,
         mailbox: &MailboxAddress,
+        // An EWS id changes when its item moves, so an item that left the folder is already
+        // ErrorItemNotFound by its old id.
+        _folder: &FolderId,
         updates: &[ContactUpdate],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
         let envelope = Envelope::new(mailbox.as_str());
@@ -696,6 +699,9 @@ impl Mailbox for EwsMailbox {
     async fn delete_items(
         &self,
         mailbox: &MailboxAddress,
+        // An EWS id changes when its item moves, so an item that left the folder is already
+        // ErrorItemNotFound by its old id.
+        _folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
         let envelope = Envelope::new(mailbox.as_str());
@@ -719,6 +725,9 @@ impl Mailbox for EwsMailbox {
     async fn current_versions(
         &self,
         mailbox: &MailboxAddress,
+        // An EWS id changes when its item moves, so an item that left the folder is already
+        // ErrorItemNotFound by its old id.
+        _folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
         let envelope = Envelope::new(mailbox.as_str());

@@ -362,7 +362,7 @@ async fn per_item_errors_are_typed_and_only_busy_items_are_resent() {
         .collect();
     let started = Instant::now();
     let outcomes = mailbox_with(&transport, config())
-        .update_contacts(&alice(), &updates)
+        .update_contacts(&alice(), &folder(), &updates)
         .await
         .expect("update");
     assert!(
@@ -786,7 +786,10 @@ async fn deletes_and_reads_are_batched_with_not_found_per_item() {
     let ids: Vec<ExchangeItemId> = (0..120)
         .map(|i| ExchangeItemId::new(format!("I{i}")))
         .collect();
-    let deleted = mailbox.delete_items(&alice(), &ids).await.expect("delete");
+    let deleted = mailbox
+        .delete_items(&alice(), &folder(), &ids)
+        .await
+        .expect("delete");
     assert_eq!(deleted.len(), 120);
     assert_eq!(
         deleted[0],
@@ -798,7 +801,7 @@ async fn deletes_and_reads_are_batched_with_not_found_per_item() {
     );
     assert_eq!(deleted[1], Ok(()));
     let versions = mailbox
-        .current_versions(&alice(), &ids)
+        .current_versions(&alice(), &folder(), &ids)
         .await
         .expect("read");
     assert_eq!(versions.len(), 120);

@@ -215,7 +215,7 @@ async fn contact_lifecycle_against_the_simulator() {
         ..ContactFields::default()
     };
     let updated = mailbox
-        .update_contacts(&alice, &[update(refs[0].clone(), minimal.clone())])
+        .update_contacts(&alice, &folder, &[update(refs[0].clone(), minimal.clone())])
         .await
         .expect("update");
     let fresh = updated[0].clone().expect("updated");
@@ -246,17 +246,17 @@ async fn contact_lifecycle_against_the_simulator() {
 
     // A stale ChangeKey is a per-item conflict; the current version fixes it.
     let stale = mailbox
-        .update_contacts(&alice, &[update(refs[0].clone(), full_fields())])
+        .update_contacts(&alice, &folder, &[update(refs[0].clone(), full_fields())])
         .await
         .expect("call");
     assert_eq!(stale[0], Err(ItemError::Conflict(refs[0].id.clone())));
     let current = mailbox
-        .current_versions(&alice, &[refs[0].id.clone()])
+        .current_versions(&alice, &folder, &[refs[0].id.clone()])
         .await
         .expect("read");
     assert_eq!(current[0].as_ref().map(|r| &r.version), Ok(&fresh.version));
     let retried = mailbox
-        .update_contacts(&alice, &[update(fresh, full_fields())])
+        .update_contacts(&alice, &folder, &[update(fresh, full_fields())])
         .await
         .expect("call");
     assert!(retried[0].is_ok(), "{retried:?}");
@@ -265,14 +265,14 @@ async fn contact_lifecycle_against_the_simulator() {
     let doomed = [refs[1].id.clone(), refs[2].id.clone()];
     assert!(
         mailbox
-            .delete_items(&alice, &doomed)
+            .delete_items(&alice, &folder, &doomed)
             .await
             .expect("delete")
             .iter()
             .all(Result::is_ok)
     );
     let again = mailbox
-        .delete_items(&alice, &doomed)
+        .delete_items(&alice, &folder, &doomed)
         .await
         .expect("delete again");
     assert_eq!(again[0], Err(ItemError::NotFound(doomed[0].clone())));

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use lnsync_core::calendar::{
     AttendeeRole, CalendarEvent, CreatedEvent, EventAttendee, EventFields, EventKey, EventKind,
@@ -99,8 +99,14 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or_default()
 }
 
+/// An event addressed through the calendar: one the user deleted sits in Deleted Items under
+/// the same immutable id, and must read as gone (404 here) rather than be read or written there.
 fn event_path(mailbox: &MailboxAddress, id: &str) -> String {
-    format!("{}/events/{}", user_path(mailbox), encode_segment(id))
+    format!(
+        "{}/calendar/events/{}",
+        user_path(mailbox),
+        encode_segment(id)
+    )
 }
 
 fn utc_text(at: DateTime<Utc>) -> String {
@@ -220,14 +226,30 @@ fn event_time(ev: &Event) -> Result<EventTime, ItemError> {
         return Ok(EventTime::Timed { start, end });
     }
     let zone = ev.original_start_time_zone.as_deref().and_then(zone_of);
-    let date = |at| match zone {
-        Some(zone) => tz::local_date(at, zone),
-        None => nearest_midnight_date(at),
+    // Graph shows an all-day event as floating midnights labelled with the zone the request
+    // asked for (UTC here): those dates are the event's days as they are, and reading them as
+    // UTC instants would put a zone west of UTC one day early. A server that did convert them
+    // answers another time of day: that instant is taken back to the event's own zone.
+    let date = |value: Option<&DateTimeTimeZone>, at| match value.and_then(wall_time) {
+        Some(wall) if wall.time() == NaiveTime::MIN => wall.date(),
+        _ => match zone {
+            Some(zone) => tz::local_date(at, zone),
+            None => nearest_midnight_date(at),
+        },
     };
     Ok(EventTime::AllDay {
-        start: date(start),
-        end: date(end),
+        start: date(ev.start.as_ref(), start),
+        end: date(ev.end.as_ref(), end),
     })
+}
+
+/// The wall-clock date and time a `dateTimeTimeZone` states, whatever zone it names.
+fn wall_time(value: &DateTimeTimeZone) -> Option<NaiveDateTime> {
+    let text = value.date_time.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.naive_local());
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()
 }
 
 fn person(address: Option<&EmailAddress>) -> Option<(String, Option<String>)> {
@@ -1203,6 +1225,19 @@ mod tests {
                 "W. Europe Standard Time",
                 "2026-03-28T23:00:00",
                 "2026-03-29T22:00:00"
+            )?,
+            EventTime::AllDay {
+                start: date(2026, 3, 29),
+                end: date(2026, 3, 30)
+            }
+        );
+        // As Graph answers: floating midnights labelled with the zone asked for. New York's
+        // 29 March stays the 29th (as UTC instants it would be the 28th there).
+        assert_eq!(
+            all_day(
+                "Eastern Standard Time",
+                "2026-03-29T00:00:00.0000000",
+                "2026-03-30T00:00:00.0000000"
             )?,
             EventTime::AllDay {
                 start: date(2026, 3, 29),

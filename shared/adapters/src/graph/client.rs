@@ -12,6 +12,7 @@
 //! Answers come back as [`Answer`]s (status + JSON); what an error status means is up to the
 //! caller and `classify`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use lnsync_core::error::MailboxError;
@@ -408,11 +409,15 @@ impl GraphClient {
                 return Ok(answer);
             }
             if self.give_up(answer.retry_after, attempt) {
+                let retry_after = answer
+                    .retry_after
+                    .unwrap_or_else(|| self.back_off(None, attempt));
+                // The caller reschedules; until then the mailbox's other calls in this process
+                // (push jobs) must keep away too (R37).
+                self.gates.hold(mailbox, retry_after);
                 return Err(MailboxError::Throttled {
                     mailbox: mailbox.clone(),
-                    retry_after: answer
-                        .retry_after
-                        .unwrap_or_else(|| self.back_off(None, attempt)),
+                    retry_after,
                 });
             }
             let wait = self.back_off(answer.retry_after, attempt);
@@ -464,17 +469,6 @@ impl GraphClient {
             let mut attempt = 0u32;
             while !pending.is_empty() {
                 let mut throttled: Vec<(usize, Answer)> = Vec::new();
-                if let [only] = pending[..] {
-                    // One request needs no envelope; `send` retries it on its own.
-                    let answer = match self.send(mailbox, &requests[only]).await {
-                        Err(MailboxError::Throttled { retry_after, .. }) if requests.len() > 1 => {
-                            Answer::throttled(Some(retry_after))
-                        }
-                        other => other?,
-                    };
-                    answers[only] = Some(answer);
-                    break;
-                }
                 for (i, answer) in self.send_batch(mailbox, requests, &pending).await? {
                     if answer.is_throttled() {
                         throttled.push((i, answer));
@@ -487,6 +481,9 @@ impl GraphClient {
                     break;
                 }
                 if self.give_up(hint, attempt) {
+                    if let Some(hint) = hint {
+                        self.gates.hold(mailbox, hint);
+                    }
                     for (i, answer) in throttled {
                         answers[i] = Some(answer);
                     }
@@ -555,10 +552,20 @@ impl GraphClient {
         }
         let parsed: BatchAnswer = answer.parse("$batch answer")?;
         let mut out = Vec::with_capacity(which.len());
+        let mut unanswered: HashSet<usize> = which.iter().copied().collect();
         for inner in parsed.responses {
-            let Some(i) = inner.id.parse::<usize>().ok().filter(|i| which.contains(i)) else {
+            // Each request answered exactly once: a repeated id must not hide a missing one.
+            let Some(i) = inner
+                .id
+                .parse::<usize>()
+                .ok()
+                .filter(|i| unanswered.remove(i))
+            else {
                 return Err(MailboxError::Protocol {
-                    message: format!("$batch answered an unknown request id {:?}", inner.id),
+                    message: format!(
+                        "$batch answered an unknown or repeated request id {:?}",
+                        inner.id
+                    ),
                     source: None,
                 });
             };

@@ -159,10 +159,12 @@ fn folder_path(mailbox: &MailboxAddress, folder: &FolderId) -> String {
     )
 }
 
-fn contact_path(mailbox: &MailboxAddress, id: &ExchangeItemId) -> String {
+/// A contact addressed through its folder: one the user deleted sits in Deleted Items under the
+/// same immutable id, and must answer 404 here instead of being read or written there.
+fn contact_path(mailbox: &MailboxAddress, folder: &FolderId, id: &ExchangeItemId) -> String {
     format!(
         "{}/contacts/{}",
-        user_path(mailbox),
+        folder_path(mailbox, folder),
         encode_segment(id.as_str())
     )
 }
@@ -373,13 +375,14 @@ impl GraphMailbox {
     pub(super) async fn update_contacts_impl(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         updates: &[ContactUpdate],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
         let requests: Vec<Request> = updates
             .iter()
             .map(|u| {
                 Request::patch(
-                    contact_path(mailbox, &u.item.id),
+                    contact_path(mailbox, folder, &u.item.id),
                     to_json(&contact_write(&u.stamp, &u.fields, true)),
                 )
                 .if_match(etag(u.item.version.as_str()))
@@ -399,11 +402,12 @@ impl GraphMailbox {
     pub(super) async fn delete_contacts_impl(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
         let requests: Vec<Request> = ids
             .iter()
-            .map(|id| Request::delete(contact_path(mailbox, id)))
+            .map(|id| Request::delete(contact_path(mailbox, folder, id)))
             .collect();
         let answers = self.client.batch(mailbox, &requests).await?;
         Ok(ids
@@ -416,6 +420,7 @@ impl GraphMailbox {
     pub(super) async fn current_versions_impl(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
         let requests: Vec<Request> = ids
@@ -423,7 +428,7 @@ impl GraphMailbox {
             .map(|id| {
                 Request::get(format!(
                     "{}{}",
-                    contact_path(mailbox, id),
+                    contact_path(mailbox, folder, id),
                     query(&[("$select", "id,changeKey".to_owned())])
                 ))
             })
@@ -441,6 +446,7 @@ impl GraphMailbox {
     async fn contact_stamps(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         ids: &[String],
     ) -> Result<HashMap<String, (ItemRef, Option<CrmStamp>)>, MailboxError> {
         let requests: Vec<Request> = ids
@@ -448,7 +454,7 @@ impl GraphMailbox {
             .map(|id| {
                 Request::get(format!(
                     "{}{}",
-                    contact_path(mailbox, &ExchangeItemId::new(id.clone())),
+                    contact_path(mailbox, folder, &ExchangeItemId::new(id.clone())),
                     query(&[
                         ("$select", "id,changeKey".to_owned()),
                         ("$expand", expand_stamp()),
@@ -525,7 +531,7 @@ impl GraphMailbox {
             .filter(|c| c.removed.is_none() && !c.id.is_empty())
             .map(|c| c.id.clone())
             .collect();
-        let mut stamps = self.contact_stamps(mailbox, &changed).await?;
+        let mut stamps = self.contact_stamps(mailbox, folder, &changed).await?;
         let changes = page
             .value
             .iter()

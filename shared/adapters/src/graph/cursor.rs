@@ -133,8 +133,9 @@ mod tests {
         assert!(DeltaCursor::calendar_link(&c, "alice@x", &w(1, 31)).is_some());
         // The window moved on a day: still covered.
         assert!(DeltaCursor::calendar_link(&c, "alice@x", &w(2, 30)).is_some());
-        // Its end passed the cursor's, or it starts earlier: not covered.
+        // Up to the cursor's own end: covered.
         assert!(DeltaCursor::calendar_link(&c, "alice@x", &w(2, 31)).is_some());
+        // Its end passed the cursor's, or it starts earlier: not covered.
         assert!(
             DeltaCursor::calendar_link(
                 &c,

@@ -124,25 +124,28 @@ impl Mailbox for GraphMailbox {
     async fn update_contacts(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         updates: &[ContactUpdate],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
-        self.update_contacts_impl(mailbox, updates).await
+        self.update_contacts_impl(mailbox, folder, updates).await
     }
 
     async fn delete_items(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
-        self.delete_contacts_impl(mailbox, ids).await
+        self.delete_contacts_impl(mailbox, folder, ids).await
     }
 
     async fn current_versions(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
-        self.current_versions_impl(mailbox, ids).await
+        self.current_versions_impl(mailbox, folder, ids).await
     }
 
     async fn sync_contact_folder(

@@ -646,7 +646,7 @@ async fn a_mailbox_moved_from_ews_keeps_its_stamps_versions_and_keys() -> TestRe
 
     // The store's EWS ids: missing for Graph, which the core resolves by stamp or key.
     let stale = graph
-        .current_versions(&alice, std::slice::from_ref(&ews_contact.id))
+        .current_versions(&alice, &folder.id, std::slice::from_ref(&ews_contact.id))
         .await?;
     assert_eq!(
         stale,

@@ -476,8 +476,9 @@ impl Executor<'_, '_> {
         }
         if !duplicates.is_empty() {
             // Only items carrying our stamp get here (R11), so removing extras is safe.
+            let folder = self.folder().await?;
             self.mailbox
-                .delete_items(self.mailbox_address(), &duplicates)
+                .delete_items(self.mailbox_address(), &folder, &duplicates)
                 .await?;
         }
         Ok((adopted, fresh))
@@ -492,9 +493,10 @@ impl Executor<'_, '_> {
         let found = self.find_stamped(&stamps).await?;
         if !found.is_empty() {
             let ids: Vec<ExchangeItemId> = found.into_iter().map(|f| f.item.id).collect();
+            let folder = self.folder().await?;
             for outcome in self
                 .mailbox
-                .delete_items(self.mailbox_address(), &ids)
+                .delete_items(self.mailbox_address(), &folder, &ids)
                 .await?
             {
                 match outcome {
@@ -607,6 +609,10 @@ impl Executor<'_, '_> {
         &mut self,
         planned: Vec<(Link, PlannedContact)>,
     ) -> Result<Vec<PlannedContact>, SyncError> {
+        if planned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let folder = self.folder().await?;
         let mut pending = planned;
         let mut recreate = Vec::new();
         for attempt in 0..2 {
@@ -635,7 +641,7 @@ impl Executor<'_, '_> {
                     .collect();
                 let outcomes = self
                     .mailbox
-                    .update_contacts(self.mailbox_address(), &updates)
+                    .update_contacts(self.mailbox_address(), &folder, &updates)
                     .await?;
                 let mut links = Vec::new();
                 for ((link, p), outcome) in chunk.iter().zip(outcomes) {
@@ -666,7 +672,7 @@ impl Executor<'_, '_> {
                 .collect();
             let current = self
                 .mailbox
-                .current_versions(self.mailbox_address(), &ids)
+                .current_versions(self.mailbox_address(), &folder, &ids)
                 .await?;
             pending = Vec::new();
             for ((mut link, p), outcome) in conflicts.into_iter().zip(current) {
@@ -687,12 +693,16 @@ impl Executor<'_, '_> {
     }
 
     async fn delete(&mut self, links: Vec<Link>) -> Result<(), SyncError> {
+        if links.is_empty() {
+            return Ok(());
+        }
+        let folder = self.folder().await?;
         let batch = self.mailbox.max_batch().max(1);
         for chunk in links.chunks(batch) {
             let ids: Vec<ExchangeItemId> = chunk.iter().map(|l| l.exchange_id.clone()).collect();
             let outcomes = self
                 .mailbox
-                .delete_items(self.mailbox_address(), &ids)
+                .delete_items(self.mailbox_address(), &folder, &ids)
                 .await?;
             let mut gone = Vec::new();
             let mut unknown = Vec::new();
@@ -719,7 +729,7 @@ impl Executor<'_, '_> {
                     Vec::new()
                 } else {
                     self.mailbox
-                        .delete_items(self.mailbox_address(), &ids)
+                        .delete_items(self.mailbox_address(), &folder, &ids)
                         .await?
                 };
                 let mut kept = HashSet::new();

@@ -807,6 +807,7 @@ impl Mailbox for MemoryMailbox {
     async fn update_contacts(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         updates: &[ContactUpdate],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
         let mut data = lock(&self.inner);
@@ -814,7 +815,12 @@ impl Mailbox for MemoryMailbox {
         let mut out = Vec::new();
         for u in updates {
             let key = (mailbox.clone(), u.item.id.clone());
-            let current = data.items.get(&key).map(|c| c.version.clone());
+            // An item outside the folder is not one of ours any more (see the port).
+            let current = data
+                .items
+                .get(&key)
+                .filter(|c| &c.folder == folder)
+                .map(|c| c.version.clone());
             match current {
                 None => out.push(Err(ItemError::NotFound(u.item.id.clone()))),
                 Some(v) if v != u.item.version => {
@@ -839,13 +845,16 @@ impl Mailbox for MemoryMailbox {
     async fn delete_items(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
         let mut data = lock(&self.inner);
         data.call(mailbox, "delete")?;
         let mut out = Vec::new();
         for id in ids {
-            if data.items.remove(&(mailbox.clone(), id.clone())).is_some() {
+            let key = (mailbox.clone(), id.clone());
+            let in_folder = data.items.get(&key).is_some_and(|c| &c.folder == folder);
+            if in_folder && data.items.remove(&key).is_some() {
                 let seq = data.next();
                 data.journal.push((mailbox.clone(), seq, id.clone()));
                 out.push(Ok(()));
@@ -859,18 +868,25 @@ impl Mailbox for MemoryMailbox {
     async fn current_versions(
         &self,
         mailbox: &MailboxAddress,
+        folder: &FolderId,
         ids: &[ExchangeItemId],
     ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
         let mut data = lock(&self.inner);
         data.call(mailbox, "get")?;
         Ok(ids
             .iter()
-            .map(|id| match data.items.get(&(mailbox.clone(), id.clone())) {
-                Some(c) => Ok(ItemRef {
-                    id: id.clone(),
-                    version: c.version.clone(),
-                }),
-                None => Err(ItemError::NotFound(id.clone())),
+            .map(|id| {
+                match data
+                    .items
+                    .get(&(mailbox.clone(), id.clone()))
+                    .filter(|c| &c.folder == folder)
+                {
+                    Some(c) => Ok(ItemRef {
+                        id: id.clone(),
+                        version: c.version.clone(),
+                    }),
+                    None => Err(ItemError::NotFound(id.clone())),
+                }
             })
             .collect())
     }

@@ -792,6 +792,7 @@ pub(crate) mod tests {
         async fn update_contacts(
             &self,
             _: &MailboxAddress,
+            _: &FolderId,
             _: &[ContactUpdate],
         ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
             unsupported()
@@ -799,6 +800,7 @@ pub(crate) mod tests {
         async fn delete_items(
             &self,
             _: &MailboxAddress,
+            _: &FolderId,
             _: &[ExchangeItemId],
         ) -> Result<Vec<ItemOutcome<()>>, MailboxError> {
             unsupported()
@@ -806,6 +808,7 @@ pub(crate) mod tests {
         async fn current_versions(
             &self,
             _: &MailboxAddress,
+            _: &FolderId,
             _: &[ExchangeItemId],
         ) -> Result<Vec<ItemOutcome<ItemRef>>, MailboxError> {
             unsupported()

@@ -546,8 +546,57 @@ pub async fn run(
     reply
 }
 
+/// A path through a container (`/calendar/events/{id}`, `/contactFolders/{f}/contacts/{id}`)
+/// reaches only the items in it. With immutable ids an item the user deleted keeps its id in
+/// Deleted Items: `/events/{id}` and `/contacts/{id}` still reach it there, the container paths
+/// answer 404.
+fn check_container(st: &SimState, ctx: &Ctx<'_>, route: &Route) -> Result<(), GraphError> {
+    use crate::graph::ids::{parse_graph_folder_id, parse_graph_item_id};
+    let seg: Vec<&str> = ctx.req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let (id, want) = match (route, seg.as_slice()) {
+        (
+            Route::EventGet(id)
+            | Route::EventUpdate(id)
+            | Route::EventDelete(id)
+            | Route::Instances(id),
+            ["users", _, "calendar", "events", ..],
+        ) => {
+            let mb = st
+                .store
+                .mailbox(&ctx.mailbox)
+                .map_err(|_| GraphError::item_not_found())?;
+            let calendar = mb
+                .folder_id(crate::model::DistinguishedFolder::Calendar)
+                .cloned()
+                .ok_or_else(GraphError::item_not_found)?;
+            (id, calendar)
+        }
+        (
+            Route::ContactGet(id) | Route::ContactUpdate(id) | Route::ContactDelete(id),
+            ["users", _, "contactFolders", folder, "contacts", ..],
+        ) => (id, parse_graph_folder_id(folder)?),
+        _ => return Ok(()),
+    };
+    let item = parse_graph_item_id(id)?;
+    // An occurrence's id names its master; the master's folder is the occurrence's.
+    let mb = st
+        .store
+        .mailbox(&ctx.mailbox)
+        .map_err(|_| GraphError::item_not_found())?;
+    let folder = mb.items.get(&item).map(|st| st.folder.clone()).or_else(|| {
+        crate::graph::events::find_event(mb, id)
+            .ok()
+            .map(|e| e.folder)
+    });
+    match folder {
+        Some(f) if f != want => Err(GraphError::item_not_found()),
+        _ => Ok(()),
+    }
+}
+
 fn dispatch(st: &mut SimState, ctx: &Ctx<'_>, route: &Route) -> Result<Reply, GraphError> {
     use crate::graph::{contacts, delta, events};
+    check_container(st, ctx, route)?;
     match route {
         Route::Batch => Err(GraphError::invalid(
             "Nested $batch requests are not allowed.",

@@ -257,6 +257,7 @@ cases!(
     find_stamped_events_finds_exactly_the_stamped_events,
     an_expired_or_foreign_calendar_cursor_is_invalid,
     ids_of_the_other_backend_are_not_found,
+    items_deleted_in_outlook_are_gone_even_by_their_id_in_deleted_items,
 );
 
 /// Runs every case against `backend`'s client, each on a fresh simulator, and panics listing
@@ -574,7 +575,7 @@ async fn contacts_are_updated_by_version_and_a_stale_version_conflicts(f: Fixtur
 
     let outcome = f
         .mailbox
-        .update_contacts(&alice(), &[update(original.clone())])
+        .update_contacts(&alice(), &folder, &[update(original.clone())])
         .await
         .expect("update_contacts");
     let updated = outcome[0].clone().expect("updated");
@@ -591,7 +592,7 @@ async fn contacts_are_updated_by_version_and_a_stale_version_conflicts(f: Fixtur
     // The old version is stale now.
     let stale = f
         .mailbox
-        .update_contacts(&alice(), &[update(original.clone())])
+        .update_contacts(&alice(), &folder, &[update(original.clone())])
         .await
         .expect("update_contacts");
     assert!(
@@ -610,7 +611,7 @@ async fn contacts_are_updated_by_version_and_a_stale_version_conflicts(f: Fixtur
         .expect("Outlook edit");
     let current = f
         .mailbox
-        .current_versions(&alice(), std::slice::from_ref(&original.id))
+        .current_versions(&alice(), &folder, std::slice::from_ref(&original.id))
         .await
         .expect("current_versions");
     let now = current[0].clone().expect("current version");
@@ -618,7 +619,7 @@ async fn contacts_are_updated_by_version_and_a_stale_version_conflicts(f: Fixtur
     assert_ne!(now.version, updated.version);
     let stale = f
         .mailbox
-        .update_contacts(&alice(), &[update(updated)])
+        .update_contacts(&alice(), &folder, &[update(updated)])
         .await
         .expect("update_contacts");
     assert!(
@@ -627,7 +628,7 @@ async fn contacts_are_updated_by_version_and_a_stale_version_conflicts(f: Fixtur
     );
     let ok = f
         .mailbox
-        .update_contacts(&alice(), &[update(now)])
+        .update_contacts(&alice(), &folder, &[update(now)])
         .await
         .expect("update_contacts");
     assert!(ok[0].is_ok(), "{ok:?}");
@@ -639,7 +640,7 @@ async fn deleted_contacts_are_gone_and_then_not_found(f: Fixture) {
     let ids: Vec<ExchangeItemId> = refs[..2].iter().map(|r| r.id.clone()).collect();
     let outcome = f
         .mailbox
-        .delete_items(&alice(), &ids)
+        .delete_items(&alice(), &folder, &ids)
         .await
         .expect("delete_items");
     assert!(outcome.iter().all(Result::is_ok), "{outcome:?}");
@@ -653,13 +654,13 @@ async fn deleted_contacts_are_gone_and_then_not_found(f: Fixture) {
 
     let again = f
         .mailbox
-        .delete_items(&alice(), &ids)
+        .delete_items(&alice(), &folder, &ids)
         .await
         .expect("delete_items");
     assert!(again.iter().all(is_not_found), "{again:?}");
     let versions = f
         .mailbox
-        .current_versions(&alice(), &ids)
+        .current_versions(&alice(), &folder, &ids)
         .await
         .expect("current_versions");
     assert!(versions.iter().all(is_not_found), "{versions:?}");
@@ -667,6 +668,7 @@ async fn deleted_contacts_are_gone_and_then_not_found(f: Fixture) {
         .mailbox
         .update_contacts(
             &alice(),
+            &folder,
             &[ContactUpdate {
                 item: refs[0].clone(),
                 stamp: contact_stamp(0),
@@ -1234,7 +1236,7 @@ async fn ids_of_the_other_backend_are_not_found(f: Fixture) {
 
     let versions = f
         .mailbox
-        .current_versions(&alice(), std::slice::from_ref(&contact.id))
+        .current_versions(&alice(), &folder, std::slice::from_ref(&contact.id))
         .await
         .expect("current_versions");
     assert!(is_not_found(&versions[0]), "{versions:?}");
@@ -1242,6 +1244,7 @@ async fn ids_of_the_other_backend_are_not_found(f: Fixture) {
         .mailbox
         .update_contacts(
             &alice(),
+            &folder,
             &[ContactUpdate {
                 item: contact.clone(),
                 stamp: contact_stamp(0),
@@ -1253,7 +1256,7 @@ async fn ids_of_the_other_backend_are_not_found(f: Fixture) {
     assert!(is_not_found(&updated[0]), "{updated:?}");
     let deleted = f
         .mailbox
-        .delete_items(&alice(), std::slice::from_ref(&contact.id))
+        .delete_items(&alice(), &folder, std::slice::from_ref(&contact.id))
         .await
         .expect("delete_items");
     assert!(is_not_found(&deleted[0]), "{deleted:?}");
@@ -1302,4 +1305,87 @@ async fn ids_of_the_other_backend_are_not_found(f: Fixture) {
         .expect("find_stamped_events");
     assert_eq!(found.len(), 1);
     assert!(f.stored(ALICE, &found[0].item.id).is_some());
+}
+
+/// Outlook's Delete moves an item to Deleted Items. EWS gives it a new id there; Graph's
+/// immutable id stays. Either way the item is no longer in the calendar or in "CRM Contacts",
+/// and must read as gone by the id the core holds: `NotFound`, so a deletion reaches LN
+/// (calendar) and the contact comes back (R12) instead of being updated in the bin.
+async fn items_deleted_in_outlook_are_gone_even_by_their_id_in_deleted_items(f: Fixture) {
+    let folder = f.folder(&alice()).await;
+    let contact = f.create_contacts(&alice(), &folder, 0..1).await.remove(0);
+    let event = f
+        .create_events(
+            &alice(),
+            &[new_event(0, "Deleted in Outlook", at(2, 9), &[])],
+        )
+        .await
+        .remove(0);
+    let bin = |id: &ExchangeItemId| {
+        let stored = f.stored(ALICE, id).expect("stored");
+        let moved = f
+            .sim
+            .user_move_to_deleted_items(ALICE, &stored.id)
+            .expect("move")
+            .expect("moved");
+        // The id the core still holds: EWS's changed with the move (the old one is dead);
+        // Graph's immutable id would not have, which the simulator's new id stands for.
+        match f.backend {
+            Backend::Ews => id.clone(),
+            Backend::Graph => f.id_of(&moved),
+        }
+    };
+    let contact_in_bin = bin(&contact.id);
+    let event_in_bin = bin(&event.id);
+
+    let versions = f
+        .mailbox
+        .current_versions(&alice(), &folder, std::slice::from_ref(&contact_in_bin))
+        .await
+        .expect("current_versions");
+    assert!(is_not_found(&versions[0]), "{versions:?}");
+    let update = f
+        .mailbox
+        .update_contacts(
+            &alice(),
+            &folder,
+            &[ContactUpdate {
+                item: ItemRef {
+                    id: contact_in_bin.clone(),
+                    version: versions[0]
+                        .clone()
+                        .map(|r| r.version)
+                        .unwrap_or(contact.version),
+                },
+                stamp: contact_stamp(0),
+                fields: new_contact(0).fields,
+            }],
+        )
+        .await
+        .expect("update_contacts");
+    assert!(is_not_found(&update[0]), "{update:?}");
+    let read = f
+        .mailbox
+        .get_events(&alice(), std::slice::from_ref(&event_in_bin), window())
+        .await
+        .expect("get_events");
+    assert!(is_not_found(&read[0]), "{read:?}");
+    let cancel = f
+        .mailbox
+        .cancel_events(&alice(), std::slice::from_ref(&event_in_bin))
+        .await
+        .expect("cancel_events");
+    assert!(is_not_found(&cancel[0]), "{cancel:?}");
+    // Untouched in the bin.
+    let in_bin = |folder: &ews_sim::FolderId| {
+        f.sim
+            .items_in_folder(ALICE, folder)
+            .expect("Deleted Items")
+            .len()
+    };
+    let bin = f
+        .sim
+        .folder_id(ALICE, ews_sim::DistinguishedFolder::DeletedItems)
+        .expect("Deleted Items");
+    assert_eq!(in_bin(&bin), 2, "both still in Deleted Items");
 }

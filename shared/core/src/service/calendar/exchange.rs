@@ -217,6 +217,7 @@ pub fn ex_event(
 /// not show, returns those Exchange answers `NotFound` for when read by id: only those count as
 /// deleted (and still go through the R30 gate).
 pub(super) async fn confirm_missing(
+    env: &EnvironmentId,
     mailbox: &dyn Mailbox,
     me: &MailboxAddress,
     window: Window,
@@ -251,6 +252,28 @@ pub(super) async fn confirm_missing(
                 gone.push((*l).clone());
             }
         }
+    }
+    // Not found by its id may still mean there under another one (a backend switch whose
+    // event has since left the window): what carries our stamp is not gone.
+    let stamps: Vec<CrmStamp> = gone
+        .iter()
+        .filter(|l| l.origin == Origin::Ln)
+        .map(|l| CrmStamp::activity(env, &ActivityKey::new(l.ln_key.as_str())))
+        .collect();
+    if !stamps.is_empty() {
+        let found: HashSet<CrmStamp> = mailbox
+            .find_stamped_events(me, &stamps)
+            .await?
+            .into_iter()
+            .map(|s| s.stamp)
+            .collect();
+        gone.retain(|l| {
+            l.origin != Origin::Ln
+                || !found.contains(&CrmStamp::activity(
+                    env,
+                    &ActivityKey::new(l.ln_key.as_str()),
+                ))
+        });
     }
     Ok(gone)
 }

@@ -197,7 +197,7 @@ impl CalendarSync<'_> {
                         .await?
                 }
             };
-            for l in confirm_missing(mailbox, cx.me(), cx.window, read, &all).await? {
+            for l in confirm_missing(self.env, mailbox, cx.me(), cx.window, read, &all).await? {
                 ex_gone.push((l.ln_key.clone(), Gone::Deleted));
                 links.insert(l.ln_key.clone(), l);
             }
