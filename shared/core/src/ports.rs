@@ -9,6 +9,7 @@ use crate::error::{ItemError, LnError, MailboxError, QueueError, StoreError};
 use crate::ids::*;
 use crate::model::*;
 use crate::normalize::ContactFields;
+use crate::secret::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -206,7 +207,7 @@ pub struct PushRequest {
     /// Graph subscriptions cannot resume, a calendar pull covers the gap.
     pub watermark: Option<String>,
     /// Graph `clientState`: the secret every notification must carry back (≤ 128 chars).
-    pub client_state: Option<String>,
+    pub client_state: Option<Secret>,
     /// Graph `lifecycleNotificationUrl` (`reauthorizationRequired`, `subscriptionRemoved`,
     /// `missed`).
     pub lifecycle_url: Option<String>,

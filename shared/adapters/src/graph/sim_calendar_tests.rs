@@ -529,7 +529,7 @@ async fn subscriptions_are_created_renewed_and_deleted() -> TestResult {
         url: url.clone(),
         status_frequency_minutes: 1,
         watermark: None,
-        client_state: Some("s3cret-state".into()),
+        client_state: Some(lnsync_core::secret::Secret::new("s3cret-state")),
         lifecycle_url: Some(format!("{url}/lifecycle")),
         expires_at: None,
     };

@@ -39,7 +39,7 @@ pub(crate) fn new_subscription(
                 .expires_at
                 .unwrap_or(now + Duration::minutes(DEFAULT_LIFETIME_MINUTES)),
         ),
-        client_state: request.client_state.clone(),
+        client_state: request.client_state.as_ref().map(|s| s.expose().to_owned()),
         ..Subscription::default()
     }
 }
@@ -164,7 +164,7 @@ mod tests {
             url: "https://push.example/graph/prod".into(),
             status_frequency_minutes: 1,
             watermark: None,
-            client_state: Some("s3cret".into()),
+            client_state: Some(lnsync_core::secret::Secret::new("s3cret")),
             lifecycle_url: Some("https://push.example/graph/prod/lifecycle".into()),
             expires_at: None,
         };

@@ -33,6 +33,7 @@ use lnsync_core::error::{Classify, ErrorClass, MailboxError, QueueError, StoreEr
 use lnsync_core::ids::{EnvironmentId, MailboxAddress, SubscriptionId, UserId};
 use lnsync_core::model::{ExchangeBackend, Job, JobKind, PushSubscription, Settings, SyncUser};
 use lnsync_core::ports::{JobQueue, Mailbox, PushRequest, StateStore};
+use lnsync_core::secret::Secret;
 use std::collections::{BTreeSet, HashSet};
 
 /// Why a `Subscribe` job failed.
@@ -399,7 +400,7 @@ async fn subscribe_graph(
         url: graph_notification_url(base, env),
         status_frequency_minutes: cx.push.status_frequency_minutes,
         watermark: None,
-        client_state: Some(token.to_owned()),
+        client_state: Some(Secret::new(token)),
         lifecycle_url: Some(graph_lifecycle_url(base, env)),
         expires_at: Some(now + lifetime),
     };
@@ -971,7 +972,10 @@ pub(crate) mod tests {
             request.lifecycle_url.as_deref(),
             Some("https://push.example/graph/prod/lifecycle")
         );
-        assert_eq!(request.client_state.as_deref(), Some(token.as_str()));
+        assert_eq!(
+            request.client_state.as_ref().map(Secret::expose),
+            Some(token.as_str())
+        );
         assert_eq!(request.watermark, None);
         assert_eq!(request.expires_at, Some(now + Duration::minutes(10_070)));
         let stored = w.stored("g-new-1").await?;
