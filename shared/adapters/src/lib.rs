@@ -11,10 +11,12 @@
 //! - [`memqueue`]: the in-process `JobQueue`, FIFO per message group like SQS FIFO.
 //! - [`sqs`]: the serverless `JobQueue`: an SQS FIFO queue with a dead-letter queue
 //!   (`SqsJobQueue`, `create_queues`; semantics in `docs/serverless.md`).
+//! - `exchange`: what the EWS and Graph adapters share in mapping calendar items.
 //! - [`tz`]: Windows ↔ IANA time zones (CLDR) for the Exchange calendar adapters.
 
 pub mod dynamo;
 pub mod ews;
+mod exchange;
 pub mod graph;
 pub mod ln;
 pub mod memqueue;

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lnsync_core::calendar::{
     AttendeeRole, CalendarEvent, CreatedEvent, EventAttendee, EventFields, EventKey, EventKind,
     EventParty, EventRead, EventTime, EventUpdate, NewEvent, ResponseType, Sensitivity,
@@ -27,13 +27,11 @@ use super::codec::{
     MeetingMessages, PropertyPath, Recipient, Restriction, UpdateCalendarItems,
 };
 use super::mailbox::{EwsMailbox, item_ref, returned_item};
+use crate::exchange::{
+    CALL_CATEGORY, DEFAULT_REMINDER_MINUTES, merged_categories, nearest_midnight_date,
+    normalize_text, short_text,
+};
 use crate::tz;
-
-/// The category that marks an LN *Call* (R20).
-const CALL_CATEGORY: &str = "Call";
-
-/// Outlook's default reminder, for the rare item that says "reminder on" without minutes.
-const DEFAULT_REMINDER_MINUTES: u32 = 15;
 
 /// CalendarView pages grow up to this many times the configured size when one page holds only
 /// events that start at the same instant (the view cannot page past them otherwise).
@@ -62,20 +60,6 @@ fn uid_of(info: &ItemInfo) -> Option<&str> {
 // ---------------------------------------------------------------------------------------------
 // Exchange → core
 // ---------------------------------------------------------------------------------------------
-
-/// Text as the core compares it (R27): Exchange stores line ends as CRLF and pads text bodies
-/// with a trailing line break, so without this every read would look like a change.
-fn normalize_text(text: Option<&str>) -> Option<String> {
-    let text = text?.replace("\r\n", "\n").replace('\r', "\n");
-    let text = text.trim_end();
-    (!text.trim().is_empty()).then(|| text.to_owned())
-}
-
-fn short_text(text: Option<&str>) -> Option<String> {
-    text.map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-}
 
 fn response_type(value: Option<&str>) -> ResponseType {
     match value {
@@ -114,13 +98,6 @@ fn sensitivity(value: Option<&str>) -> Sensitivity {
         Some("Confidential") => Sensitivity::Confidential,
         _ => Sensitivity::Normal,
     }
-}
-
-/// The date of an all-day boundary when the event's zone is unknown (a custom zone definition):
-/// the nearest midnight. All-day boundaries are local midnights, and every offset within ±12 h
-/// puts the nearest midnight on the right day.
-fn nearest_midnight_date(at: DateTime<Utc>) -> NaiveDate {
-    (at + Duration::hours(12)).date_naive()
 }
 
 fn event_time(data: &CalendarData) -> Result<EventTime, ItemError> {
@@ -298,20 +275,6 @@ fn attendee_lists(attendees: &[EventAttendee]) -> AttendeeLists {
         }
     }
     lists
-}
-
-/// The categories to write: the item's own (kept, R27: they are not ours) with "Call" added or
-/// removed as the LN type says.
-fn merged_categories(existing: &[String], is_call: bool) -> Vec<String> {
-    let mut categories: Vec<String> = existing
-        .iter()
-        .filter(|c| !c.eq_ignore_ascii_case(CALL_CATEGORY))
-        .cloned()
-        .collect();
-    if is_call {
-        categories.push(CALL_CATEGORY.to_owned());
-    }
-    categories
 }
 
 /// Resolves the mapped fields to wire values in `time_zone` (IANA).
@@ -993,8 +956,8 @@ mod tests {
             .expect("valid instant")
     }
 
-    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+    fn date(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
     }
 
     fn alice() -> MailboxAddress {

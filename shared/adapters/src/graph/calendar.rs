@@ -38,13 +38,11 @@ use super::model::{
     EventType, EventWrite, ExtendedProperty, FreeBusyStatus, ItemBody, Location, expand_stamp,
     extended_value,
 };
+use crate::exchange::{
+    CALL_CATEGORY, DEFAULT_REMINDER_MINUTES, merged_categories, nearest_midnight_date,
+    normalize_text, short_text,
+};
 use crate::tz;
-
-/// The category that marks an LN *Call* (R20).
-const CALL_CATEGORY: &str = "Call";
-
-/// Outlook's default reminder, for an event that says "reminder on" without minutes.
-const DEFAULT_REMINDER_MINUTES: u32 = 15;
 
 /// How far past the run's window the first delta round looks: the window moves a day a day, so
 /// a delta token stays usable this long before its window no longer covers the run's (then the
@@ -152,20 +150,6 @@ fn instant(value: &DateTimeTimeZone) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Text as the core compares it (R27): Exchange stores line ends as CRLF and pads text bodies
-/// with a trailing line break, so without this every read would look like a change.
-fn normalize_text(text: Option<&str>) -> Option<String> {
-    let text = text?.replace("\r\n", "\n").replace('\r', "\n");
-    let text = text.trim_end();
-    (!text.trim().is_empty()).then(|| text.to_owned())
-}
-
-fn short_text(text: Option<&str>) -> Option<String> {
-    text.map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-}
-
 fn response(value: Option<&model::ResponseStatus>) -> ResponseType {
     match value.and_then(|s| s.response) {
         Some(model::ResponseType::Organizer) => ResponseType::Organizer,
@@ -203,12 +187,6 @@ fn sensitivity(value: Option<model::Sensitivity>) -> Sensitivity {
         Some(model::Sensitivity::Confidential) => Sensitivity::Confidential,
         _ => Sensitivity::Normal,
     }
-}
-
-/// The date of an all-day boundary when the event's zone is unknown: the nearest midnight
-/// (every offset within ±12 h puts it on the right day).
-fn nearest_midnight_date(at: DateTime<Utc>) -> NaiveDate {
-    (at + Duration::hours(12)).date_naive()
 }
 
 fn span(ev: &Event) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
@@ -433,20 +411,6 @@ fn attendees_write(attendees: &[EventAttendee]) -> Vec<Attendee> {
             }),
         })
         .collect()
-}
-
-/// The categories to write: the event's own (kept, R27: they are not ours) with "Call" added or
-/// removed as the LN type says.
-fn merged_categories(existing: &[String], is_call: bool) -> Vec<String> {
-    let mut categories: Vec<String> = existing
-        .iter()
-        .filter(|c| !c.eq_ignore_ascii_case(CALL_CATEGORY))
-        .cloned()
-        .collect();
-    if is_call {
-        categories.push(CALL_CATEGORY.to_owned());
-    }
-    categories
 }
 
 /// The mapped fields as written in `time_zone` (IANA).
