@@ -12,6 +12,7 @@
 //! - [`sqs`]: the serverless `JobQueue`: an SQS FIFO queue with a dead-letter queue
 //!   (`SqsJobQueue`, `create_queues`; semantics in `docs/serverless.md`).
 //! - `exchange`: what the EWS and Graph adapters share in mapping calendar items.
+//! - `odata`: OData URL helpers (literals, percent-encoding) for LN and Graph.
 //! - [`tz`]: Windows ↔ IANA time zones (CLDR) for the Exchange calendar adapters.
 
 pub mod dynamo;
@@ -20,6 +21,7 @@ mod exchange;
 pub mod graph;
 pub mod ln;
 pub mod memqueue;
+mod odata;
 pub mod sqlite;
 pub mod sqs;
 pub mod tz;

@@ -36,41 +36,8 @@ pub(crate) const PREFER_TEXT_BODY: &str = r#"outlook.body-content-type="text""#;
 /// Requests per `$batch` (Graph's limit, exchange.md §3.8).
 pub(crate) const MAX_BATCH: usize = 20;
 
-/// Percent-encodes everything but RFC 3986 unreserved characters and `keep`.
-fn encode(text: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || keep.contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// One path segment (a mailbox address, an item or folder id). EWS ids carry `/` and `+`.
-pub(crate) fn encode_segment(text: &str) -> String {
-    encode(text, b"@")
-}
-
-/// `?name=value&…` with `%20` for spaces; `$`, quotes, parentheses and `:` stay readable.
-pub(crate) fn query(pairs: &[(&str, String)]) -> String {
-    if pairs.is_empty() {
-        return String::new();
-    }
-    let keep = b"$'(),:/@*!";
-    let joined: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k, keep), encode(v, keep)))
-        .collect();
-    format!("?{}", joined.join("&"))
-}
-
-/// An OData string literal.
-pub(crate) fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
+// The OData URL helpers LN's client uses too.
+pub(crate) use crate::odata::{encode_segment, query_string as query, string_literal as literal};
 
 /// `/users/{mailbox}`.
 pub(crate) fn user_path(mailbox: &MailboxAddress) -> String {

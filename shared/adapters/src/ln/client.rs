@@ -21,9 +21,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ionapi::IonApi;
-use super::odata::{datetime_literal, encode_path, keyed, query_string, string_literal};
 use super::token::TokenProvider;
 use super::wire::{self, ErrorBody, Page};
+use crate::odata::{datetime_literal, encode_path, keyed, query_string, string_literal};
 
 /// Header carrying the LN company.
 pub const COMPANY_HEADER: &str = "X-Infor-LnCompany";

@@ -6,7 +6,6 @@
 //! - [`client`]: [`LnClient`] and its configuration: company header, paging via
 //!   `@odata.nextLink` with `Prefer: odata.maxpagesize`, `If-Match` on writes, `Retry-After`
 //!   waits, and the mapping of HTTP failures to the core's classified `LnError`.
-//! - `odata` (private): literals, key predicates and URL encoding.
 //! - `wire` (private): the JSON shapes and their mapping to the core model.
 //! - [`webhook`]: authenticating (HMAC signature, timestamp window) and parsing the LN push
 //!   webhook's notifications.
@@ -23,7 +22,6 @@
 
 pub mod client;
 pub mod ionapi;
-mod odata;
 mod token;
 pub mod webhook;
 mod wire;

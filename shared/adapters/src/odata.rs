@@ -1,4 +1,5 @@
-//! Small OData URL helpers: literals, key predicates and percent-encoding.
+//! Small OData URL helpers for both OData services lnsync calls (LN, Microsoft Graph):
+//! literals, key predicates, path segments and percent-encoding.
 //!
 //! Query strings are encoded with `%20` for spaces (not form-style `+`, which some OData servers
 //! take literally), keeping `$`, quotes, parentheses and `:` readable in logs.
@@ -35,6 +36,11 @@ pub(crate) fn encode_query(text: &str) -> String {
 /// Encode a key predicate for a path segment (`'O''Brien'` stays readable).
 pub(crate) fn encode_path(text: &str) -> String {
     encode(text, b"'(),=:@*!$")
+}
+
+/// One path segment (a mailbox address, an item or folder id): EWS ids carry `/` and `+`.
+pub(crate) fn encode_segment(text: &str) -> String {
+    encode(text, b"@")
 }
 
 /// `Set('key')`.
