@@ -1309,6 +1309,39 @@ async fn push_through_the_function_url() -> TestResult {
         "push function's first request (incl. build): {:?}",
         t.elapsed()
     );
+    // Graph's validation handshake (a subscription is created only once the notification and
+    // lifecycle URLs echo Graph's token as plain text).
+    for url in [
+        format!("{function_url}/graph/prod"),
+        format!("{function_url}/graph/prod/lifecycle"),
+    ] {
+        let t = Instant::now();
+        let answer = http
+            .post(&url)
+            .query(&[(
+                "validationToken",
+                "Validation: Testing client application reachability",
+            )])
+            .header("content-type", "text/plain; charset=utf-8")
+            .timeout(INVOKE_TIMEOUT)
+            .send()
+            .await?;
+        let status = answer.status().as_u16();
+        let content_type = answer
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = answer.text().await?;
+        assert_eq!(
+            (status, text.as_str()),
+            (200, "Validation: Testing client application reachability"),
+            "{url}"
+        );
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        eprintln!("Graph handshake at {url}: {:?}", t.elapsed());
+    }
 
     let mut tick: Value = serde_json::from_str(&std::fs::read_to_string(
         root().join("functions/scheduler/events/scheduled.json"),
@@ -1571,6 +1604,13 @@ async fn push_through_the_function_url() -> TestResult {
             body: fixture("ews-doctype.xml")?,
             headers: soap(),
             status: 400,
+        },
+        Hostile {
+            what: "a Graph change notification with another clientState",
+            url: format!("{function_url}/graph/prod"),
+            body: fixture("graph-notification.json")?,
+            headers: vec![("content-type", "application/json".to_owned())],
+            status: 403,
         },
         Hostile {
             what: "an LN webhook signed with another key",
