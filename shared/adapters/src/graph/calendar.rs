@@ -834,7 +834,9 @@ impl GraphMailbox {
         let found = self
             .lookup_stamped::<Event>(
                 mailbox,
-                &format!("{}/events", user_path(mailbox)),
+                // The calendar only: an event deleted in Outlook keeps its stamp (and its
+                // immutable id) in Deleted Items, and must not be found there.
+                &format!("{}/calendar/events", user_path(mailbox)),
                 &values,
                 |a| classify::call_error(mailbox, a, back_off),
             )

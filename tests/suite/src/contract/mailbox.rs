@@ -1376,6 +1376,13 @@ async fn items_deleted_in_outlook_are_gone_even_by_their_id_in_deleted_items(f: 
         .await
         .expect("cancel_events");
     assert!(is_not_found(&cancel[0]), "{cancel:?}");
+    // Nor is it found by its stamp, which it keeps in the bin.
+    let stamped = f
+        .mailbox
+        .find_stamped_events(&alice(), &[event_stamp(0)])
+        .await
+        .expect("find_stamped_events");
+    assert!(stamped.is_empty(), "{stamped:?}");
     // Untouched in the bin.
     let in_bin = |folder: &ews_sim::FolderId| {
         f.sim
