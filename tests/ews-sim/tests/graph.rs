@@ -709,10 +709,14 @@ async fn contact_folders_contacts_and_delta() -> TestResult {
             .any(|v| v["department"] == "Sales" && v.get("surname").is_none())
     );
 
-    // Folder ids: EWS-shaped → 400, unknown → 404.
-    let r = g
-        .get(&format!("{folders}/{}/contacts", folder_id), &[])
-        .await?;
+    // Folder ids: EWS-shaped → 400, unknown → 404. A client encodes the segment (EWS ids are
+    // standard base64 and may hold '/' and '+').
+    let encoded = folder_id
+        .as_str()
+        .replace('%', "%25")
+        .replace('/', "%2F")
+        .replace('+', "%2B");
+    let r = g.get(&format!("{folders}/{encoded}/contacts"), &[]).await?;
     assert_eq!((r.status, r.code()), (400, Some("ErrorInvalidIdMalformed")));
     let other = crm_folder(&ews, BOB).await;
     let foreign = ews_sim::graph::graph_folder_id(&ews_sim::FolderId(other));

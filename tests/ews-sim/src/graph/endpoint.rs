@@ -574,7 +574,7 @@ fn check_container(st: &SimState, ctx: &Ctx<'_>, route: &Route) -> Result<(), Gr
         (
             Route::ContactGet(id) | Route::ContactUpdate(id) | Route::ContactDelete(id),
             ["users", _, "contactFolders", folder, "contacts", ..],
-        ) => (id, parse_graph_folder_id(folder)?),
+        ) => (id, parse_graph_folder_id(&pct_decode(folder, false))?),
         _ => return Ok(()),
     };
     let item = parse_graph_item_id(id)?;
