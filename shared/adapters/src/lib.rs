@@ -24,4 +24,6 @@ pub mod memqueue;
 mod odata;
 pub mod sqlite;
 pub mod sqs;
+#[cfg(test)]
+mod test_fixtures;
 pub mod tz;

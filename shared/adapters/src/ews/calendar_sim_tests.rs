@@ -4,19 +4,19 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ews_sim::{EwsSim, Pattern, Range, Recurrence, SimConfig};
 use lnsync_core::calendar::{
-    AttendeeRole, EventAttendee, EventFields, EventKind, EventRead, EventTime, EventUpdate,
-    NewEvent, ResponseType,
+    EventAttendee, EventKind, EventRead, EventTime, EventUpdate, NewEvent,
 };
 use lnsync_core::error::{ItemError, MailboxError};
 use lnsync_core::ids::{CrmStamp, ExchangeVersion, MailboxAddress};
-use lnsync_core::model::ShowTimeAs;
 use lnsync_core::ports::{FolderChange, ItemRef, Mailbox, Window};
 
 use super::codec::schema_check;
 use super::*;
+use crate::test_fixtures::{
+    activity_stamp, all_day_fields, at, date, meeting_fields, required_bob, window,
+};
 
 const ALICE: &str = "alice@corp.example";
 const BOB: &str = "bob@corp.example";
@@ -47,64 +47,12 @@ fn addr(smtp: &str) -> MailboxAddress {
     MailboxAddress::new(smtp)
 }
 
-fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
-        .single()
-        .expect("valid instant")
-}
-
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
-}
-
-fn window() -> Window {
-    Window {
-        start: at(2026, 1, 1, 0, 0),
-        end: at(2027, 1, 1, 0, 0),
-    }
-}
-
 fn stamp(key: &str) -> CrmStamp {
-    CrmStamp::from_raw(format!("ln:prod:activity:{key}"))
-}
-
-fn meeting_fields() -> EventFields {
-    EventFields {
-        subject: Some("Quarterly review".into()),
-        location: Some("Room 1".into()),
-        body: Some("Agenda\nline 2".into()),
-        time: EventTime::Timed {
-            start: at(2026, 2, 10, 8, 0),
-            end: at(2026, 2, 10, 9, 0),
-        },
-        reminder_minutes: Some(15),
-        show_as: ShowTimeAs::Busy,
-        is_call: false,
-    }
-}
-
-fn all_day_fields() -> EventFields {
-    EventFields {
-        subject: Some("Offsite".into()),
-        location: None,
-        body: None,
-        time: EventTime::AllDay {
-            start: date(2026, 3, 29),
-            end: date(2026, 3, 30),
-        },
-        reminder_minutes: None,
-        show_as: ShowTimeAs::OutOfOffice,
-        is_call: true,
-    }
+    activity_stamp(key)
 }
 
 fn bob_required() -> EventAttendee {
-    EventAttendee {
-        email: BOB.into(),
-        name: Some("Bob".into()),
-        role: AttendeeRole::Required,
-        response: ResponseType::None,
-    }
+    required_bob(BOB)
 }
 
 fn assert_requests_valid(sim: &EwsSim) {

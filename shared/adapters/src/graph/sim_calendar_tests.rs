@@ -4,15 +4,13 @@
 
 use std::error::Error;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{NaiveDateTime, Utc};
 use ews_sim::{EventEdit, Pattern, Range, Recurrence, SimConfig};
 use lnsync_core::calendar::{
-    AttendeeRole, EventAttendee, EventFields, EventKind, EventRead, EventTime, EventUpdate,
-    NewEvent, ResponseType,
+    EventAttendee, EventKind, EventRead, EventTime, EventUpdate, NewEvent,
 };
 use lnsync_core::error::{ItemError, MailboxError};
 use lnsync_core::ids::{CrmStamp, ExchangeItemId, ExchangeVersion, SubscriptionId};
-use lnsync_core::model::ShowTimeAs;
 use lnsync_core::ports::{
     FolderChange, FolderChanges, FolderCursor, ItemRef, Mailbox, PushRequest, Window,
 };
@@ -21,67 +19,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::sim_tests::{
     ALICE, BOB, TestResult, addr, api_calls, assert_prefer_headers, client, start,
 };
+use crate::test_fixtures::{
+    activity_stamp, all_day_fields, at, date, meeting_fields, required_bob, window,
+};
 
 const BERLIN: &str = "W. Europe Standard Time";
 
-fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
-        .single()
-        .expect("valid instant")
-}
-
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
-}
-
-fn window() -> Window {
-    Window {
-        start: at(2026, 1, 1, 0, 0),
-        end: at(2027, 1, 1, 0, 0),
-    }
-}
-
 fn stamp(key: &str) -> CrmStamp {
-    CrmStamp::from_raw(format!("ln:prod:activity:{key}"))
-}
-
-fn meeting_fields() -> EventFields {
-    EventFields {
-        subject: Some("Quarterly review".into()),
-        location: Some("Room 1".into()),
-        body: Some("Agenda\nline 2".into()),
-        time: EventTime::Timed {
-            start: at(2026, 2, 10, 8, 0),
-            end: at(2026, 2, 10, 9, 0),
-        },
-        reminder_minutes: Some(15),
-        show_as: ShowTimeAs::Busy,
-        is_call: false,
-    }
-}
-
-fn all_day_fields() -> EventFields {
-    EventFields {
-        subject: Some("Offsite".into()),
-        location: None,
-        body: None,
-        time: EventTime::AllDay {
-            start: date(2026, 3, 29),
-            end: date(2026, 3, 30),
-        },
-        reminder_minutes: None,
-        show_as: ShowTimeAs::OutOfOffice,
-        is_call: true,
-    }
+    activity_stamp(key)
 }
 
 fn bob_required() -> EventAttendee {
-    EventAttendee {
-        email: BOB.into(),
-        name: Some("Bob".into()),
-        role: AttendeeRole::Required,
-        response: ResponseType::None,
-    }
+    required_bob(BOB)
 }
 
 fn new_events() -> Vec<NewEvent> {

@@ -5,17 +5,17 @@
 use std::error::Error;
 use std::time::Duration;
 
-use chrono::NaiveDate;
 use ews_sim::{EwsSim, FaultRule, RequestRecord, SimConfig};
 use lnsync_core::error::{ItemError, MailboxError};
 use lnsync_core::ids::{CrmStamp, ExchangeItemId, ExchangeVersion, FolderId, MailboxAddress};
-use lnsync_core::normalize::{ContactFields, PostalAddress};
+use lnsync_core::normalize::ContactFields;
 use lnsync_core::ports::{ContactUpdate, FolderChange, FolderCursor, ItemRef, Mailbox, NewContact};
 use lnsync_core::secret::Secret;
 use tokio::time::Instant;
 
 use super::client::{PREFER_IMMUTABLE_ID, PREFER_UTC};
 use super::{GraphConfig, GraphMailbox};
+use crate::test_fixtures::{contact_stamp, full_contact_fields};
 
 pub(super) type TestResult = Result<(), Box<dyn Error>>;
 
@@ -77,34 +77,11 @@ pub(super) fn assert_prefer_headers(sim: &EwsSim) {
 }
 
 fn stamp(i: usize) -> CrmStamp {
-    CrmStamp::from_raw(format!("ln:prod:contact:C{i:04}"))
+    contact_stamp(i)
 }
 
 fn full_fields() -> ContactFields {
-    ContactFields {
-        display_name: Some("Dr. Jane Doe".into()),
-        file_as: Some("Doe, Jane".into()),
-        given_name: Some("Jane".into()),
-        surname: Some("Doe".into()),
-        title: Some("Dr.".into()),
-        job_title: Some("CTO".into()),
-        company_name: Some("Acme & Co".into()),
-        department: Some("R&D <core>".into()),
-        birthday: NaiveDate::from_ymd_opt(1980, 5, 17),
-        email: Some("jane@acme.example".into()),
-        business_phone: Some("+49 30 1234".into()),
-        mobile_phone: Some("+49 170 1".into()),
-        business_fax: Some("+49 30 1235".into()),
-        business_address: Some(PostalAddress {
-            street: Some("Main St 1".into()),
-            city: Some("Berlin".into()),
-            postal_code: Some("10115".into()),
-            country: Some("DE".into()),
-            ..PostalAddress::default()
-        }),
-        language: Some("de".into()),
-        ..ContactFields::default()
-    }
+    full_contact_fields()
 }
 
 fn contacts(from: usize, n: usize) -> Vec<NewContact> {
